@@ -1,0 +1,1 @@
+"""edit-rl: multi-turn RL for flow-matching image editors (library; imports no Ray)."""

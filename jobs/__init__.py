@@ -1,0 +1,1 @@
+"""Entrypoints (`ray job submit` targets) and their YAML presets in jobs/configs/."""
