@@ -1,0 +1,22 @@
+"""EditorConfig -> the family's `Editor`."""
+
+from __future__ import annotations
+
+import torch
+
+from edit_rl.config.schema import EditorConfig
+from edit_rl.editors.base import Editor
+from edit_rl.editors.flux_kontext import FluxKontextEditor
+
+# family -> Editor class; a new family adds one line.
+EDITOR_FAMILIES: dict[str, type[Editor]] = {
+    "flux_kontext": FluxKontextEditor,
+}
+
+
+def load_editor(cfg: EditorConfig, device: torch.device | str = "cpu") -> Editor:
+    """Load ``cfg.family``'s editor from ``cfg.name_or_path`` (hub id, folder, or "tiny/..." name)."""
+    if cfg.family not in EDITOR_FAMILIES:
+        raise NotImplementedError(f"editor family {cfg.family!r} is not implemented yet; "
+                                  f"available: {sorted(EDITOR_FAMILIES)}")
+    return EDITOR_FAMILIES[cfg.family](cfg, device)
