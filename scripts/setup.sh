@@ -32,7 +32,8 @@ if [ "$stack" = cpu ]; then
   cp scripts/torchvision_cpu_hook.py "$site/_edit_rl_torchvision_cpu_hook.py"
   echo "import _edit_rl_torchvision_cpu_hook" > "$site/_edit_rl_torchvision_cpu_hook.pth"
 fi
-"$py" -m pip install --quiet --no-deps -e . >&2
+"$py" -m pip install --quiet --no-deps -e . > "$venv/editable-install.log" 2>&1 \
+  || { cat "$venv/editable-install.log" >&2; exit 1; }
 "$py" -c "import torch, torchvision, transformers, diffusers, peft, ray, vllm, edit_rl" >&2
 rm -f "$venv"/.edit_rl_setup_*
 touch "$stamp"
