@@ -15,7 +15,7 @@ fi
 echo "[setup] creating $venv from $req (first time: a few minutes)" >&2
 python3 -m venv "$venv"
 py="$venv/bin/python"
-"$py" -m pip install --quiet --upgrade pip >&2
+"$py" -m pip install --quiet --upgrade pip 2>&1 | { grep -v "is ignored: it is neither" || true; } >&2
 # torch's +cpu wheel: our machines' pip already finds it in a local wheel folder; elsewhere set
 # EDIT_RL_TORCH_INDEX to PyTorch's CPU wheel index.
 extra=()
