@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edit_rl.config import Config, load_config, save_config
+from edit_rl.config import Config, load_config
 from edit_rl.flow import interpolate, kontext_sigmas, sample, sde_step_with_logprob
 from edit_rl.objectives import (
     grpo_loss, grpo_train_step_indices, nft_loss, nft_timestep_indices, old_policy_decay, soft_update_)
+from edit_rl.observability import RunLogger, create_run_dir
 from edit_rl.rewards import (
     binarize, broadcast_trajectory_advantage, fused_advantages, group_filter, optimality_probability,
     per_turn_advantages, trajectory_cc, trajectory_if)
@@ -274,10 +274,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     torch.manual_seed(cfg.trainer.seed)
-    run_dir = Path(args.output_dir or cfg.output_dir) / f"{cfg.run_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    metrics_file = (run_dir / "metrics.jsonl").open("w")
+    run = create_run_dir(cfg, output_dir=args.output_dir)  # config.yaml, samples/, checkpoints/
+    run_dir = run.path
+    # metrics.jsonl + TensorBoard; GRPO steps follow the NFT ones on one step axis. This demo prints its own lines.
+    metrics = RunLogger(run, total_steps=cfg.trainer.num_steps + args.grpo_steps, console=False)
     t_start = time.time()
 
     print("== 1. samplers vs diffusers (FLUX Kontext grid, 6 steps, 1024 tokens)")
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
     ban = PromptBanList()
     for step in range(cfg.trainer.num_steps):
         m = nft_step(cfg, policy, old, base, opt, world, sigmas, step, gen, ban)
-        metrics_file.write(json.dumps({"step": step, "objective": "nft", **m}) + "\n")
+        metrics.log(step, {"objective": "nft", **m})
         if step % max(cfg.trainer.log_every, 1) == 0 or step == cfg.trainer.num_steps - 1:
             print(f"   step {step:3d}  IF per turn {' / '.join(f'{x:.2f}' for x in m['reward_if_turn'])}"
                   f"  CC {m['cc_turn'][-1]:.2f}  loss {m['loss']:+.4f}  kept {m['kept_fraction']:.2f}"
@@ -320,10 +320,10 @@ def main(argv: list[str] | None = None) -> dict:
     grpo_opt = torch.optim.AdamW(grpo_policy.parameters(), lr=cfg.learner.lr * 0.1)
     for step in range(args.grpo_steps):
         m = grpo_step(cfg, grpo_policy, base, grpo_opt, world, sigmas, step, gen)
-        metrics_file.write(json.dumps({"step": step, "objective": "grpo", **m}) + "\n")
+        metrics.log(cfg.trainer.num_steps + step, {"objective": "grpo", **m})
         print(f"   step {step:3d}  IF per turn {' / '.join(f'{x:.2f}' for x in m['reward_if_turn'])}"
               f"  loss {m['loss']:+.5f}  clip_frac {m.get('clip_frac', 0):.2f}")
-    metrics_file.close()
+    metrics.close()
 
     print("== 5. held-out chains (256, Euler) before -> after NFT")
     for key in ("marginal", "cumulative", "cc"):
