@@ -212,11 +212,22 @@ class JudgeConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     max_thinking_tokens: int = 512
     temperature: float = 0.0
+    score_scale: Literal["1-5", "0-5"] = "1-5"  # MT-EditFlow Likert 1-5; Edit-R1 scores 0-5
+    prime_answer: bool = True  # False: read the first response token (Edit-R1 server; single-turn, no thinking)
+    max_model_len: int = 8192
+    max_images_per_prompt: int = 4  # reference + one image per turn (multi_turn mode)
+    enforce_eager: bool = False  # vLLM: no torch.compile / CUDA graphs (faster start; tiny CPU runs)
+    seed: int = 0
     scaling: ServiceScaling = field(default_factory=ServiceScaling)
 
     def validate(self, prefix: str = "judge") -> None:
         _check(self.max_thinking_tokens >= 1, f"{prefix}.max_thinking_tokens", "must be >= 1")
         _check(self.temperature >= 0, f"{prefix}.temperature", "must be >= 0")
+        _check(self.prime_answer or (self.mode == "single_turn" and not self.thinking), f"{prefix}.prime_answer",
+               "False (read the first response token) needs mode=single_turn and thinking=false")
+        _check(self.max_model_len >= 256, f"{prefix}.max_model_len", f"must be >= 256, got {self.max_model_len}")
+        _check(self.max_images_per_prompt >= 2, f"{prefix}.max_images_per_prompt",
+               "must be >= 2 (reference and edited image)")
         self.scaling.validate(f"{prefix}.scaling")
 
 
@@ -229,12 +240,17 @@ class ConsistencyConfig:
     box_threshold: float = 0.35
     text_threshold: float = 0.35
     image_size: int = 512
+    pairing: Literal["consecutive", "reference"] = "consecutive"  # MT-EditFlow reward / EdiVal benchmark
+    batch_size: int = 16  # images per detector / feature-extractor forward
     scaling: ServiceScaling = field(default_factory=ServiceScaling)
 
     def validate(self, prefix: str = "consistency") -> None:
         _check(0 <= self.box_threshold <= 1, f"{prefix}.box_threshold", "must be in [0, 1]")
         _check(0 <= self.text_threshold <= 1, f"{prefix}.text_threshold", "must be in [0, 1]")
         _check(self.image_size > 0, f"{prefix}.image_size", "must be > 0")
+        _check(self.pairing in ("consecutive", "reference"), f"{prefix}.pairing",
+               f"must be 'consecutive' or 'reference', got {self.pairing!r}")
+        _check(self.batch_size >= 1, f"{prefix}.batch_size", f"must be >= 1, got {self.batch_size}")
         self.scaling.validate(f"{prefix}.scaling")
 
 
