@@ -216,7 +216,6 @@ class JudgeConfig:
     prime_answer: bool = True  # False: read the first response token (Edit-R1 server; single-turn, no thinking)
     max_model_len: int = 8192
     max_images_per_prompt: int = 4  # reference + one image per turn (multi_turn mode)
-    enforce_eager: bool = False  # vLLM: no torch.compile / CUDA graphs (faster start; tiny CPU runs)
     seed: int = 0
     scaling: ServiceScaling = field(default_factory=ServiceScaling)
 
@@ -363,4 +362,11 @@ class Config:
                    "objective.name=grpo needs sampler.method=sde (GRPO trains on SDE log-probabilities)")
         if self.reward.if_strategy == "fine_avg" and self.judge.scoring == "yes_no":
             raise ConfigError("reward.if_strategy: 'fine_avg' needs graded scores, but judge.scoring='yes_no'")
+        # The judge reports scores on its own scale; the reward normalises with score_min/max.
+        judge_scale = (0.0, 1.0) if self.judge.scoring == "yes_no" else \
+            {"1-5": (1.0, 5.0), "0-5": (0.0, 5.0)}[self.judge.score_scale]
+        _check((self.reward.score_min, self.reward.score_max) == judge_scale, "reward.score_min",
+               f"reward.score_min/score_max = ({self.reward.score_min}, {self.reward.score_max}) must match "
+               f"the judge's scale {judge_scale} (judge.score_scale={self.judge.score_scale!r}, "
+               f"judge.scoring={self.judge.scoring!r})")
         return self

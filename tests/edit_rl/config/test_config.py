@@ -69,6 +69,13 @@ def test_cross_section_rule_grpo_needs_sde():
     assert cfg.objective.name == "grpo"
 
 
+def test_reward_scale_must_match_the_judge_scale():
+    with pytest.raises(ConfigError, match=r"must match the judge's scale \(0.0, 5.0\)"):
+        load_config(None, ["judge.score_scale=0-5"])
+    cfg = load_config(None, ["judge.score_scale=0-5", "reward.score_min=0", "reward.binary_threshold=4"])
+    assert (cfg.reward.score_min, cfg.reward.score_max) == (0.0, 5.0)
+
+
 def test_missing_file_and_non_mapping_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
