@@ -6,11 +6,15 @@ import torch
 
 from edit_rl.config.schema import EditorConfig
 from edit_rl.editors.base import Editor
+from edit_rl.editors.flux2_klein import Flux2KleinEditor
 from edit_rl.editors.flux_kontext import FluxKontextEditor
+from edit_rl.editors.qwen_image_edit import QwenImageEditEditor
 
 # family -> Editor class; a new family adds one line.
 EDITOR_FAMILIES: dict[str, type[Editor]] = {
     "flux_kontext": FluxKontextEditor,
+    "flux2_klein": Flux2KleinEditor,
+    "qwen_image_edit": QwenImageEditEditor,
 }
 
 

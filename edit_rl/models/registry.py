@@ -35,6 +35,8 @@ TINY_MODELS: dict[str, str] = {
     "tiny/grounding-dino": "edit_rl.models.tiny.grounding_dino:build_tiny_grounding_dino",
     "tiny/dinov3": "edit_rl.models.tiny.dinov3:build_tiny_dinov3",
     "tiny/qwen3-vl": "edit_rl.models.tiny.qwen3_vl:build_tiny_qwen3_vl",
+    "tiny/flux2-klein": "edit_rl.models.tiny.flux2_klein:build_tiny_flux2_klein",
+    "tiny/qwen-image-edit": "edit_rl.models.tiny.qwen_image_edit:build_tiny_qwen_image_edit",
 }
 
 

@@ -136,8 +136,8 @@ def test_velocity_batch_rows_are_independent(shared_editor, input_images):
 
 def test_load_editor_dispatches_on_family(tiny_cfg):
     assert isinstance(load_editor(tiny_cfg()), FluxKontextEditor)
-    with pytest.raises(NotImplementedError, match="qwen_image_edit"):
-        load_editor(tiny_cfg(family="qwen_image_edit"))
+    with pytest.raises(NotImplementedError, match="omnigen2"):
+        load_editor(tiny_cfg(family="omnigen2"))  # a family not registered (qwen_image_edit now is)
 
 
 def test_pil_round_trip_at_an_explicit_size(input_images):
