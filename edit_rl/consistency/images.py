@@ -12,17 +12,22 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-ImageLike = Union[Image.Image, Tensor]
+ImageLike = Union[Image.Image, Tensor, np.ndarray]
 _FLOAT_TOL = 1e-3
 
 
 def to_uint8_chw(image: ImageLike) -> Tensor:
-    """PIL image (any mode, converted to RGB), uint8 tensor (3, H, W), or float tensor (3, H, W)
-    in [0, 1] (rounded to uint8 as saving a PNG would) -> uint8 tensor (3, H, W) on the CPU."""
+    """PIL image (any mode, converted to RGB), uint8 array (H, W, 3) as the judge takes, uint8
+    tensor (3, H, W), or float tensor (3, H, W) in [0, 1] (rounded to uint8 as saving a PNG would)
+    -> uint8 tensor (3, H, W) on the CPU."""
     if isinstance(image, Image.Image):
         return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image arrays must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
     if not isinstance(image, Tensor):
-        raise TypeError(f"expected a PIL image or a tensor, got {type(image).__name__}")
+        raise TypeError(f"expected a PIL image, a uint8 (H, W, 3) array or a tensor, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image tensors must be (3, H, W), got shape {tuple(image.shape)}")
     image = image.detach().cpu()
