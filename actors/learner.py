@@ -1,0 +1,186 @@
+"""Learner ranks as Ray actors (thin wrappers over `edit_rl.training.Learner`) and the driver-side
+`LearnerGroup` that places them and calls them together.
+
+    group = LearnerGroup(cfg)                        # cfg.learner.num_ranks actors in a placement group
+    metrics = group.train_step(sharded, step)        # sharded = shard_samples(samples, num_ranks, mbs)
+    weights = group.lora_state("old")                # for the rollout workers (NFT: "old"; GRPO: "default")
+    group.save_checkpoint(folder); group.load_checkpoint(folder)
+
+Each `TrainingSample.payload` is a Ray ObjectRef of a `TurnSample` (put by a rollout worker) or a
+`TurnSample`; a rank fetches its payloads itself. Every rank runs collectives (FSDP2 / ZeRO), so a
+rank that dies or raises leaves the others waiting in one: the group then kills every rank and
+raises `LearnerRankError` naming the rank; build a new group and load the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from edit_rl.buffer.sharding import MicroBatch as SampleMicroBatch
+from edit_rl.buffer.sharding import ShardedSamples
+from edit_rl.config.schema import Config
+
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10)
+
+
+class LearnerRankError(RuntimeError):
+    """A learner rank died or raised; the group is unusable afterwards."""
+
+    def __init__(self, rank: int, method: str, cause: BaseException) -> None:
+        super().__init__(f"learner rank {rank} failed in {method}: {type(cause).__name__}: {cause}")
+        self.rank = rank
+        self.method = method
+
+
+@ray.remote
+class LearnerActor:
+    """One rank: joins the process group, builds the Learner, trains on its micro-batches."""
+
+    def __init__(self, cfg: Config, rank: int, world_size: int) -> None:
+        self.cfg, self.rank, self.world_size = cfg, rank, world_size
+        self.learner: Any = None
+
+    def address_and_free_port(self) -> tuple[str, int]:
+        """This node's IP and a port free on it (rank 0's: the process group's rendezvous)."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("", 0))
+            port = s.getsockname()[1]
+        return ray.util.get_node_ip_address(), port
+
+    def setup(self, master_addr: str, master_port: int) -> None:
+        import torch
+        import torch.distributed as torch_dist
+
+        from edit_rl.training.learner import Learner
+
+        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        gpu = self.cfg.learner.num_gpus_per_rank > 0
+        if gpu:
+            torch.cuda.set_device(0)  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU
+        else:
+            torch.set_num_threads(max(1, int(self.cfg.learner.num_cpus_per_rank)))
+        torch_dist.init_process_group("nccl" if gpu else "gloo", rank=self.rank, world_size=self.world_size,
+                                      timeout=PROCESS_GROUP_TIMEOUT)
+        self.learner = Learner(self.cfg, device="cuda" if gpu else "cpu")
+
+    def train_step(self, micro_batches: Sequence[SampleMicroBatch], step: int) -> dict[str, float]:
+        from edit_rl.training.micro_batch import build_micro_batch
+
+        flat = [s for mb in micro_batches for s in mb]
+        refs = [i for i, s in enumerate(flat) if isinstance(s.payload, ray.ObjectRef)]
+        fetched = dict(zip(refs, ray.get([flat[i].payload for i in refs])))
+        payloads = [fetched.get(i, s.payload) for i, s in enumerate(flat)]
+        batches, start = [], 0
+        for mb in micro_batches:
+            batches.append(build_micro_batch(mb, payloads[start:start + len(mb)]))
+            start += len(mb)
+        return self.learner.train_step(batches, step)
+
+    def lora_state(self, adapter: str) -> dict[str, Any]:
+        return self.learner.lora_state(adapter)
+
+    def save_lora(self, folder: str | Path) -> None:
+        self.learner.save_lora(folder)
+
+    def save_checkpoint(self, folder: str | Path) -> None:
+        self.learner.save_checkpoint(folder)
+
+    def load_checkpoint(self, folder: str | Path) -> None:
+        self.learner.load_checkpoint(folder)
+
+    def shutdown(self) -> None:
+        import torch.distributed as torch_dist
+
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+class LearnerGroup:
+    """``cfg.learner.num_ranks`` LearnerActors, one per placement-group bundle
+    ({CPU: num_cpus_per_rank, GPU: num_gpus_per_rank}, strategy ``cluster.placement_strategy``)."""
+
+    def __init__(self, cfg: Config, ready_timeout_s: float = 600.0) -> None:
+        cfg.validate()
+        lc = cfg.learner
+        self.num_ranks = lc.num_ranks
+        bundle = {"CPU": lc.num_cpus_per_rank, **({"GPU": lc.num_gpus_per_rank} if lc.num_gpus_per_rank else {})}
+        self.placement_group = placement_group([dict(bundle) for _ in range(self.num_ranks)],
+                                               strategy=cfg.cluster.placement_strategy)
+        ray.get(self.placement_group.ready(), timeout=ready_timeout_s)
+        env = {"DS_ACCELERATOR": "cpu"} if lc.num_gpus_per_rank == 0 else {}
+        self.actors = [
+            LearnerActor.options(
+                num_cpus=lc.num_cpus_per_rank, num_gpus=lc.num_gpus_per_rank, runtime_env={"env_vars": env},
+                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group,
+                                                                     placement_group_bundle_index=rank),
+            ).remote(cfg, rank, self.num_ranks)
+            for rank in range(self.num_ranks)
+        ]
+        self.failed: LearnerRankError | None = None
+        addr, port = self._call([self.actors[0].address_and_free_port.remote()], "address_and_free_port")[0]
+        self._call_all("setup", addr, port)
+
+    def _call(self, refs: list[ray.ObjectRef], method: str) -> list[Any]:
+        """Results in rank order; the first rank to fail kills the group and raises."""
+        index = {ref: rank for rank, ref in enumerate(refs)}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                ray.get(done[0])
+            except Exception as err:  # noqa: BLE001 - any failure of a rank ends the group
+                self.failed = LearnerRankError(index[done[0]], method, err)
+                self.shutdown()
+                raise self.failed from err
+        return ray.get(refs)
+
+    def _call_all(self, method: str, *args: Any) -> list[Any]:
+        if self.failed is not None:
+            raise RuntimeError(f"this learner group failed earlier ({self.failed}); make a new one") from self.failed
+        return self._call([getattr(a, method).remote(*args) for a in self.actors], method)
+
+    def train_step(self, sharded: ShardedSamples, step: int) -> dict[str, float]:
+        """Every rank trains on its micro-batches; rank 0's metrics (aggregated over all ranks)."""
+        if len(sharded.ranks) != self.num_ranks:
+            raise ValueError(f"samples are sharded for {len(sharded.ranks)} ranks, the group has {self.num_ranks}")
+        if self.failed is not None:
+            raise RuntimeError(f"this learner group failed earlier ({self.failed}); make a new one") from self.failed
+        refs = [a.train_step.remote(sharded.ranks[r], step) for r, a in enumerate(self.actors)]
+        return self._call(refs, "train_step")[0]
+
+    def lora_states(self, adapter: str = "default") -> list[dict[str, Any]]:
+        """Every rank's full copy of one adapter's LoRA (they agree; tests compare them)."""
+        return self._call_all("lora_state", adapter)
+
+    def lora_state(self, adapter: str = "default") -> dict[str, Any]:
+        """The adapter's full LoRA tensors ("default"; "old": what DiffusionNFT rollouts sample with)."""
+        return self.lora_states(adapter)[0]
+
+    def save_lora(self, folder: str | Path) -> None:
+        """The "default" adapter in diffusers' LoRA format (rank 0 writes)."""
+        self._call_all("save_lora", folder)
+
+    def save_checkpoint(self, folder: str | Path) -> None:
+        self._call_all("save_checkpoint", folder)
+
+    def load_checkpoint(self, folder: str | Path) -> None:
+        self._call_all("load_checkpoint", folder)
+
+    def shutdown(self) -> None:
+        """Kill the ranks and release the placement group (idempotent)."""
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self.placement_group is not None:
+            remove_placement_group(self.placement_group)
+            self.placement_group = None

@@ -1,0 +1,132 @@
+"""Learner ranks as Ray actors on a real local Ray (2 CPUs): FSDP2 over gloo and DeepSpeed ZeRO-2
+with two ranks against one process on the same data, a world-size independent checkpoint, and a
+dead rank failing the step loudly."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import ray
+import torch
+
+from actors.learner import LearnerGroup, LearnerRankError
+from edit_rl.buffer.sharding import shard_samples
+from edit_rl.buffer.training_batch import TrainingSample
+from edit_rl.config.schema import Config, EditorConfig, LearnerConfig, LoRAConfig, SamplerConfig
+from edit_rl.editors.load import load_editor
+from edit_rl.editors.rollout import rollout_chains
+from edit_rl.training.learner import Learner
+from edit_rl.training.micro_batch import build_micro_batch
+from edit_rl.training.turn_sample import split_rollout
+
+ADVANTAGES, RS = [1.0, -1.0, 0.5], [1.0, 0.0, 0.6]
+
+
+def config(backend: str = "fsdp2", num_ranks: int = 2) -> Config:
+    cfg = Config()
+    cfg.editor = EditorConfig(family="flux_kontext", name_or_path="tiny/flux-kontext", dtype="float32",
+                              resolution=32, max_sequence_length=16, gradient_checkpointing=False)
+    cfg.lora = LoRAConfig(rank=2, alpha=4)
+    cfg.sampler = SamplerConfig(method="sde", num_steps=3)
+    cfg.learner = LearnerConfig(backend=backend, zero_stage=2, num_ranks=num_ranks, lr=1e-2, micro_batch_size=2,
+                                num_cpus_per_rank=1, num_gpus_per_rank=0)
+    return cfg.validate()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model, shared cores: see tests/edit_rl/training/conftest.py
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def samples(local_ray) -> list[TrainingSample]:
+    """3 trajectories x 2 turns; payloads are TurnSamples in the object store, as a rollout worker puts them."""
+    cfg = config()
+    editor = load_editor(cfg.editor)
+    g = torch.Generator().manual_seed(5)
+    images = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear")
+    rollout = rollout_chains(editor, images, [["make it red", "add a hat"]], 3, cfg.sampler, g)
+    return [TrainingSample(f"traj{b}", "chain0", 0, b, k, ray.put(payload), ADVANTAGES[b], RS[b], 0)
+            for b, turns in enumerate(split_rollout(rollout)) for k, payload in enumerate(turns)]
+
+
+@pytest.fixture(scope="module")
+def one_process(samples) -> tuple[Learner, dict[str, float]]:
+    """The reference: one process, no process group, the same samples in micro-batches of 2."""
+    learner = Learner(config(num_ranks=1))
+    local = [dataclasses.replace(s, payload=ray.get(s.payload)) for s in samples]
+    batches = [build_micro_batch(mb) for mb in shard_samples(local, 1, 2).ranks[0]]
+    return learner, learner.train_step(batches, step=0)
+
+
+def check_against_one_process(group: LearnerGroup, metrics: dict[str, float], one_process) -> None:
+    reference, ref_metrics = one_process
+    states = group.lora_states()
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])  # both ranks hold the same weights
+    expected = reference.lora_state()
+    assert max(float((states[0][k] - expected[k]).abs().max()) for k in expected) < 1e-6
+    old, expected_old = group.lora_state("old"), reference.lora_state("old")  # what NFT rollouts sample with
+    assert max(float((old[k] - expected_old[k]).abs().max()) for k in expected_old) < 1e-6
+    assert metrics["num_samples"] == ref_metrics["num_samples"] == 6
+    assert metrics["num_micro_batches"] == 2 and ref_metrics["num_micro_batches"] == 3
+    for name in ("loss", "policy_loss", "kl_loss", "r_mean", "old_deviation"):
+        assert metrics[name] == pytest.approx(ref_metrics[name], rel=1e-6, abs=1e-12), name
+    assert metrics["grad_norm"] == pytest.approx(ref_metrics["grad_norm"], rel=1e-5)
+
+
+def test_fsdp2_two_ranks_train_like_one_process_and_checkpoint_for_any_world_size(samples, one_process, tmp_path):
+    group = LearnerGroup(config("fsdp2"))
+    try:
+        metrics = group.train_step(shard_samples(samples, 2, 2), step=0)
+        check_against_one_process(group, metrics, one_process)
+        group.save_checkpoint(str(tmp_path))
+        single = Learner(config(num_ranks=1))
+        single.load_checkpoint(tmp_path)  # written by 2 ranks, read by 1
+        trained = group.lora_state()
+        assert all(torch.equal(single.lora_state()[k], trained[k]) for k in trained)
+        assert single.last_step == 0 and single.optimizer_steps == 1
+        group.load_checkpoint(str(tmp_path))
+        assert all(torch.equal(group.lora_state()[k], trained[k]) for k in trained)
+    finally:
+        group.shutdown()
+
+
+def test_deepspeed_zero2_two_ranks_skip_nonfinite_resume_and_a_dead_rank_fails_the_step(
+        samples, one_process, tmp_path):
+    group = LearnerGroup(config("deepspeed"))
+    try:
+        sharded = shard_samples(samples, 2, 2)
+        metrics = group.train_step(sharded, step=0)
+        check_against_one_process(group, metrics, one_process)
+        trained = group.lora_state()
+
+        nan_payload = ray.put(dataclasses.replace(ray.get(samples[1].payload),
+                                                  x0=torch.full_like(ray.get(samples[1].payload).x0, float("nan"))))
+        poisoned = [dataclasses.replace(s, payload=nan_payload) if i == 1 else s for i, s in enumerate(samples)]
+        metrics = group.train_step(shard_samples(poisoned, 2, 2), step=1)  # the NaN is on rank 1 only
+        assert metrics["skipped_nonfinite"] == 1 and metrics["optimizer_steps"] == 0
+        assert all(torch.equal(s[k], trained[k]) for s in group.lora_states() for k in trained)
+
+        group.save_checkpoint(str(tmp_path))
+        group.train_step(sharded, step=2)
+        uninterrupted = group.lora_state()
+        group.load_checkpoint(str(tmp_path))
+        assert all(torch.equal(group.lora_state()[k], trained[k]) for k in trained)
+        group.train_step(sharded, step=2)
+        assert all(torch.equal(group.lora_state()[k], uninterrupted[k]) for k in trained)
+
+        ray.kill(group.actors[1], no_restart=True)
+        with pytest.raises(LearnerRankError, match="learner rank 1 failed in train_step") as failure:
+            group.train_step(sharded, step=3)
+        assert failure.value.rank == 1 and group.actors == []  # the survivors were stopped too
+        with pytest.raises(RuntimeError, match="failed earlier"):
+            group.lora_state()
+    finally:
+        group.shutdown()
