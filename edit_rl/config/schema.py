@@ -205,7 +205,7 @@ class JudgeConfig:
     """The instruction-following judge: a Qwen-VL model served by vLLM (or transformers)."""
 
     model: str = "Qwen/Qwen3-VL-8B-Instruct"
-    backend: Literal["vllm", "transformers"] = "vllm"
+    backend: Literal["vllm", "transformers", "synthetic"] = "vllm"  # synthetic: the shapes world's checker
     mode: Literal["multi_turn", "single_turn"] = "multi_turn"  # training queries once per trajectory
     thinking: bool = True  # MT-EditFlow's main runs; Edit-R1 prefers non-thinking logit scores
     scoring: Literal["logit", "sampled", "yes_no"] = "logit"
@@ -290,8 +290,12 @@ class DataConfig:
     train_path: Optional[str] = None
     eval_path: Optional[str] = None
     image_dir: Optional[str] = None
+    synthetic_train_chains: int = 256  # source=synthetic: chains generated from the train seeds
+    synthetic_image_size: int = 32
 
     def validate(self, prefix: str = "data") -> None:
+        _check(self.synthetic_train_chains >= 1, f"{prefix}.synthetic_train_chains", "must be >= 1")
+        _check(32 <= self.synthetic_image_size <= 64, f"{prefix}.synthetic_image_size", "must be in [32, 64]")
         if self.source in ("parquet", "edival"):
             _check(self.train_path is not None, f"{prefix}.train_path",
                    f"is required when {prefix}.source={self.source!r}")

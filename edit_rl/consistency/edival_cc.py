@@ -121,7 +121,12 @@ class EdivalCC:
 
     @classmethod
     def from_config(cls, config: ConsistencyConfig, device: str | torch.device = "cpu") -> "EdivalCC":
-        """Grounding DINO + DINOv3 loaded by name (hub ids, folders or "tiny/..." names)."""
+        """Grounding DINO + DINOv3 loaded by name (hub ids, folders or "tiny/..." names);
+        ``detector: synthetic`` plugs in the shapes world's colour segmentation and fixed features."""
+        if config.detector == "synthetic":
+            from edit_rl.synthetic.cc import synthetic_cc
+
+            return synthetic_cc()
         detector = GroundingDinoDetector.from_pretrained(
             config.detector, device=device, box_threshold=config.box_threshold,
             text_threshold=config.text_threshold, batch_size=config.batch_size)

@@ -25,7 +25,7 @@ def to_uint8_chw(image: ImageLike) -> Tensor:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image arrays must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
+        return torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).contiguous()
     if not isinstance(image, Tensor):
         raise TypeError(f"expected a PIL image, a uint8 (H, W, 3) array or a tensor, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[0] != 3:

@@ -12,10 +12,11 @@ from edit_rl.data.parquet import (
     write_chains,
 )
 from edit_rl.data.sampler import ChainSampler, epoch_order
+from edit_rl.data.sources import load_training_chains
 from edit_rl.data.turn_specs import cumulative_lists, turn_specs
 
 __all__ = [
     "CHAIN_SCHEMA", "ChainDataError", "ChainReadResult", "ChainSampler", "ChainTurn", "EditChain", "RowError",
     "chain_from_row", "chain_to_row", "cumulative_lists", "encode_png", "epoch_order", "read_chains",
-    "turn_specs", "write_chains",
+    "load_training_chains", "turn_specs", "write_chains",
 ]

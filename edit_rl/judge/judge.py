@@ -191,6 +191,10 @@ class Judge:
 def build_judge(config: JudgeConfig, model_path: Optional[str] = None) -> Judge:
     """Load the judge named by ``config.model`` (a hub id, a local folder, or a "tiny/..." name
     built locally by ``edit_rl.models.resolve_model``) on ``config.backend``."""
+    if config.backend == "synthetic":  # the verifiable shapes-world judge, served the same way
+        from edit_rl.synthetic.judge import SyntheticJudge
+
+        return SyntheticJudge()  # type: ignore[return-value]
     if model_path is None:
         from edit_rl.models import resolve_model
 

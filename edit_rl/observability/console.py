@@ -3,7 +3,7 @@
     step 12/80 (15%) | IF 3.21 / 2.95 / 2.60 | CC 0.91 / 0.88 | kept 0.75 | loss +0.0123 | stale 1 | 4.20 s/step | eta 4m46s
 
 The line reads these flattened scalar names (what a trainer logs; a missing one is left out):
-reward/if_turn<k> and reward/cc_turn<k> (per turn, k = 1..T), kept_fraction, loss, staleness,
+reward/if_turn<k> and reward/cc_turn<k> (per turn, k = 1..T), filter/kept_fraction, loss, staleness/max,
 timing/step_s (else the time measured between updates). `step` is the 0-based index of the step
 just finished, shown as step+1 of total. The ETA is the mean wall time per step since this display
 started (so a resumed run does not count the steps it skipped) times the steps left.
@@ -51,12 +51,12 @@ def format_step_line(step: int, total: int, scalars: Mapping[str, float], step_s
         values = per_turn(scalars, prefix)
         if values:
             parts.append(f"{label} " + " / ".join(f"{v:.2f}" for v in values))
-    if "kept_fraction" in scalars:
-        parts.append(f"kept {scalars['kept_fraction']:.2f}")
+    if "filter/kept_fraction" in scalars:
+        parts.append(f"kept {scalars['filter/kept_fraction']:.2f}")
     if "loss" in scalars:
         parts.append(f"loss {scalars['loss']:+.4g}")
-    if "staleness" in scalars:
-        parts.append(f"stale {scalars['staleness']:g}")
+    if "staleness/max" in scalars:
+        parts.append(f"stale {scalars['staleness/max']:g}")
     step_s = scalars.get("timing/step_s", step_s)
     if step_s is not None:
         parts.append(f"{step_s:.2f} s/step")

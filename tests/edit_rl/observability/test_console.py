@@ -10,7 +10,7 @@ class TTY(io.StringIO):
 
 
 SCALARS = {"reward/if_turn1": 4.25, "reward/if_turn2": 3.5, "reward/if_turn3": 2.875, "reward/cc_turn2": 0.91,
-           "reward/cc_turn3": 0.875, "kept_fraction": 0.75, "loss": 0.0123, "staleness": 1.0, "timing/step_s": 4.2}
+           "reward/cc_turn3": 0.875, "filter/kept_fraction": 0.75, "loss": 0.0123, "staleness/max": 1.0, "timing/step_s": 4.2}
 
 
 def test_step_line_contains_every_number():

@@ -1,0 +1,27 @@
+"""Connecting the driver to Ray: a cluster when an address is known, else a local one.
+
+``ray job submit`` sets RAY_ADDRESS for the entrypoint, so the same command joins the cluster
+there and starts an embedded local Ray on a laptop or CI machine. The local Ray binds its
+dashboard to 127.0.0.1 only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+log = logging.getLogger(__name__)
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> str:
+    """Join ``address`` (or $RAY_ADDRESS), else start a local Ray. Returns a description."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return "already connected"
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+        return f"cluster at {address}"
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+             dashboard_host="127.0.0.1")
+    return f"local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"

@@ -1,0 +1,124 @@
+"""Rollout workers: hold the editor and its sampling LoRA, turn chains into multi-turn groups.
+
+One call rolls out `C` chains `G` times each for `T` turns and returns `2 + C*G*T` objects, all
+owned by the caller (the driver), so nothing is lost if this worker dies after returning:
+
+    meta    list[TrajectoryMeta]        small; the only thing the driver reads
+    images  list[TrajectoryImages]      uint8 input + turn images per trajectory (for the scorers)
+    ...     one TurnSample per (trajectory, turn), in trajectory-major order (for the learner)
+
+Every request carries the weights it must sample with (a version number and an ObjectRef of the
+LoRA state, put once per update): a worker restarted after a crash loads them before its first
+rollout, and every rollout is reproducible from (seed, chain, weights), so a retry of lost work
+gives the same trajectories.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import ray
+import torch
+from PIL import Image
+
+from edit_rl.config import Config
+from edit_rl.editors.load import load_editor
+from edit_rl.editors.images import pil_to_tensor
+from edit_rl.editors.lora import active_adapter, add_lora, load_adapter_state_dict_
+from edit_rl.editors.lora_targets import lora_config_for
+from edit_rl.editors.rollout import rollout_chains
+from edit_rl.training.turn_sample import split_rollout
+
+
+@dataclass(frozen=True)
+class ChainInput:
+    """What a worker needs of one chain: its id, its input image (uint8 HWC) and instructions."""
+
+    chain_id: str
+    image: np.ndarray
+    instructions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RolloutRequest:
+    step: int
+    chains: tuple[ChainInput, ...]
+    group_size: int
+    seed: int
+    weights_version: int
+    weights: list  # [ObjectRef of the sampling adapter's LoRA state] (wrapped: resolved lazily)
+
+
+@dataclass(frozen=True)
+class TrajectoryMeta:
+    rollout_id: str
+    chain_id: str
+    slot: int
+    step: int
+    policy_version: int
+
+
+@dataclass(frozen=True)
+class TrajectoryImages:
+    """uint8 (H, W, 3) arrays: the chain's input image and each turn's output."""
+
+    input: np.ndarray
+    turns: tuple[np.ndarray, ...]
+
+
+def rollout_id(step: int, chain_id: str, slot: int) -> str:
+    return f"s{step}/{chain_id}/g{slot}"
+
+
+def _to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    return list((images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
+
+
+@ray.remote
+class RolloutWorker:
+    """Thin wrapper: edit_rl's editor + rollout_chains + split_rollout, weights by version."""
+
+    def __init__(self, cfg: Config, worker_index: int):
+        torch.manual_seed(cfg.trainer.seed + worker_index)
+        self.cfg = cfg
+        self.editor = load_editor(cfg.editor)
+        add_lora(self.editor.transformer, lora_config_for(self.editor, cfg.lora), with_old=True)
+        # DiffusionNFT samples with the old policy; Flow-GRPO with the current one.
+        self.adapter = "old" if cfg.objective.name == "nft" else "default"
+        self.version = -1
+        self.pid = os.getpid()
+
+    def ping(self) -> int:
+        return self.pid
+
+    def weights_version(self) -> int:
+        return self.version
+
+    def _ensure_weights(self, version: int, weights: list) -> None:
+        if version == self.version:
+            return
+        state = ray.get(weights[0])
+        load_adapter_state_dict_(self.editor.transformer, state, adapter=self.adapter)
+        self.version = version
+
+    def rollout(self, request: RolloutRequest):
+        self._ensure_weights(request.weights_version, request.weights)
+        size = self.cfg.editor.resolution
+        inputs = pil_to_tensor([Image.fromarray(c.image) for c in request.chains], size)
+        generator = torch.Generator().manual_seed(request.seed)
+        with active_adapter(self.editor.transformer, self.adapter):
+            result = rollout_chains(self.editor, inputs, [list(c.instructions) for c in request.chains],
+                                    request.group_size, self.cfg.sampler, generator)
+        samples = split_rollout(result)  # [trajectory][turn], rows c * G + g
+        turn_images = [_to_uint8(turn.images) for turn in result.turns]
+        input_images = _to_uint8(result.input_images)
+        meta, images, payloads = [], [], []
+        for row, per_turn in enumerate(samples):
+            chain = request.chains[row // request.group_size]
+            slot = row % request.group_size
+            meta.append(TrajectoryMeta(rollout_id(request.step, chain.chain_id, slot), chain.chain_id, slot,
+                                       request.step, self.version))
+            images.append(TrajectoryImages(input_images[row], tuple(t[row] for t in turn_images)))
+            payloads.extend(per_turn)
+        return (meta, images, *payloads)

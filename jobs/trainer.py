@@ -1,0 +1,196 @@
+"""The single controller: one driver process runs the MT-EditFlow training loop over Ray roles.
+
+Per step: sample chains -> rollouts (workers) -> IF and CC scoring (two Serve services,
+concurrently, per trajectory as it arrives) -> buffer (groups, filter, fused broadcast
+advantages, shards) -> learner update (N ranks) -> new sampling-LoRA weights put once in the
+object store, referenced by every later rollout request.
+
+Modes (``trainer.mode``): ``sync`` runs those stages in order; ``async`` launches step k+1's
+rollouts with the current weights before step k trains, so rollouts overlap training and the
+data is at most one update stale (logged as ``staleness``).
+
+Checkpoints (``checkpoints/step_NNNNNN/``, written to a temporary folder then renamed) hold the
+learner state (LoRA default + old adapters, optimizer, RNG), the LoRA in diffusers' format, and
+the driver state (step, weights version, data position, banned prompts, and in async mode the
+in-flight step's weights), so a resumed run continues exactly where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+from actors.dispatch import PendingStep, RolloutDispatcher
+from actors.learner import LearnerGroup
+from actors.metrics import RayMetrics
+from actors.rollout_worker import ChainInput, RolloutWorker
+from actors.scoring_services import start_services
+from edit_rl.buffer import GroupAssembler, build_training_batch, shard_samples
+from edit_rl.config import Config
+from edit_rl.data import ChainSampler, load_training_chains, turn_specs
+from edit_rl.observability import RunDir, RunLogger, StageTimer, TrajectorySample, TurnSample
+from edit_rl.rewards import PromptBanList
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run: RunDir):
+        self.cfg = cfg
+        self.run = run
+        self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
+        self.sampler = ChainSampler(list(self.chains.values()), seed=cfg.trainer.seed)
+        self.ban = PromptBanList()
+        self.assembler = GroupAssembler(cfg.rollout.group_size, cfg.rollout.num_turns)
+        self.sampling_adapter = "old" if cfg.objective.name == "nft" else "default"
+        restart = {"max_restarts": cfg.cluster.max_restarts, "max_task_retries": 0}
+        self.workers = [RolloutWorker.options(num_cpus=cfg.cluster.rollout_num_cpus,
+                                              num_gpus=cfg.cluster.rollout_num_gpus, **restart)
+                        .remote(cfg, i) for i in range(cfg.rollout.num_workers)]
+        judge, consistency = start_services(cfg)
+        self.dispatcher = RolloutDispatcher(cfg, self.workers, judge, consistency)
+        self.learners = LearnerGroup(cfg)
+        self.step = 0
+        self.version = 0
+        self.weights_ref = None
+        self.pending: PendingStep | None = None
+        self.inflight_weights = None  # (version, ref) the pending async step samples with
+
+    # ------------------------------------------------------------------ data
+    def _chain_inputs(self, chain_ids: list[str]) -> list[tuple[ChainInput, tuple]]:
+        out = []
+        for chain_id in chain_ids:
+            chain = self.chains[chain_id]
+            image = np.asarray(chain.load_image(self.cfg.data.image_dir).convert("RGB"))
+            inputs = ChainInput(chain_id, image, tuple(t.instruction for t in chain.turns))
+            out.append((inputs, tuple(turn_specs(chain.turns, self.cfg.consistency.pairing))))
+        return out
+
+    def _launch(self, step: int, chain_ids: list[str] | None = None) -> PendingStep:
+        if chain_ids is None:
+            chain_ids = [c.chain_id for c in self.sampler.next(self.cfg.rollout.groups_per_step,
+                                                                banned=set(self.ban.state_dict()["banned"]))]
+        self.inflight_weights = (self.version, self.weights_ref)
+        return self.dispatcher.launch(step, self._chain_inputs(chain_ids), self.version, self.weights_ref,
+                                      self.assembler)
+
+    def _sync_weights(self) -> None:
+        self.weights_ref = ray.put(self.learners.lora_state(self.sampling_adapter))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self) -> None:
+        cfg = self.cfg
+        resume_step = self._maybe_resume()
+        logger = RunLogger(self.run, cfg.trainer.num_steps, resume_step=resume_step,
+                           log_every=cfg.trainer.log_every, sinks=[RayMetrics(cfg.run_name).log])
+        if self.weights_ref is None:
+            self._sync_weights()
+        timer = StageTimer()
+        try:
+            while self.step < cfg.trainer.num_steps:
+                step = self.step
+                timer.start_step()
+                if self.pending is None:
+                    self.pending = self._launch(step)
+                outcome = self.dispatcher.collect(self.pending, self.assembler)
+                for stage, seconds in outcome.timing.items():
+                    timer.add(stage, seconds, images=outcome.num_images if stage == "rollout" else None)
+                self.pending = None
+                if cfg.trainer.mode == "async" and step + 1 < cfg.trainer.num_steps:
+                    self.pending = self._launch(step + 1)  # sampled with the pre-update weights
+                with timer.stage("buffer"):
+                    batch = build_training_batch(outcome.groups, cfg.reward, cfg.filter, self.ban,
+                                                 num_steps_per_turn=cfg.sampler.num_steps,
+                                                 policy_version=self.version,
+                                                 adv_clip_max=cfg.objective.nft.adv_clip_max)
+                    shards = shard_samples(batch.samples, cfg.learner.num_ranks, cfg.learner.micro_batch_size)
+                with timer.stage("learner", images=len(batch.samples)):
+                    learner_metrics = self.learners.train_step(shards, step)
+                self.version += 1
+                with timer.stage("weight_sync"):
+                    self._sync_weights()
+                self.step = step + 1
+                metrics = {**batch.stats.metrics(), **learner_metrics, **timer.finish_step(outcome.num_images),
+                           **{f"retries/{k}": v for k, v in outcome.retries.items()}}
+                logger.log(step, metrics)
+                if cfg.trainer.sample_every and step % cfg.trainer.sample_every == 0:
+                    self._save_samples(logger, step, outcome)
+                if cfg.trainer.save_every and (self.step % cfg.trainer.save_every == 0
+                                               or self.step == cfg.trainer.num_steps):
+                    self.save_checkpoint()
+        finally:
+            logger.close()
+
+    def close(self) -> None:
+        """Release the run's actors and services (the Ray cluster itself stays)."""
+        from ray import serve
+
+        self.learners.shutdown()
+        for worker in self.workers:
+            ray.kill(worker, no_restart=True)
+        for app in ("edit-rl-judge", "edit-rl-consistency"):
+            serve.delete(app)
+
+    # ------------------------------------------------------------------ samples
+    def _save_samples(self, logger: RunLogger, step: int, outcome) -> None:
+        if not outcome.groups:
+            return
+        rows = []
+        for traj in outcome.groups[0].trajectories:
+            ref, index = outcome.images[traj.rollout.rollout_id]
+            images = ray.get(ref)[index]
+            chain = self.chains[traj.rollout.chain_id]
+            turns = [TurnSample(img, t.instruction, float(s_if), float(s_cc)) for img, t, s_if, s_cc in
+                     zip(images.turns, chain.turns, traj.if_scores.values, traj.cc_scores.values)]
+            rows.append(TrajectorySample(images.input, turns))
+        logger.save_samples(step, rows)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        final = self.run.checkpoints_dir / f"step_{self.step:06d}"
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.learners.save_checkpoint(tmp / "learner")
+        self.learners.save_lora(tmp / "lora")
+        driver = {"step": self.step, "version": self.version, "sampler": self.sampler.state_dict(),
+                  "ban": self.ban.state_dict(), "pending": None}
+        if self.pending is not None:
+            version, ref = self.inflight_weights
+            torch.save(ray.get(ref), tmp / "inflight_weights.pt")
+            driver["pending"] = {"step": self.pending.step, "version": version,
+                                 "chain_ids": list(self.pending.turn_specs)}
+        (tmp / "driver.json").write_text(json.dumps(driver, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        log.info("checkpoint saved: %s", final)
+        return final
+
+    def _maybe_resume(self) -> int | None:
+        if not self.run.resumed:
+            return None
+        done = sorted(p for p in self.run.checkpoints_dir.glob("step_*") if not p.name.endswith(".tmp"))
+        if not done:
+            log.warning("--resume: no checkpoint in %s; starting from step 0", self.run.checkpoints_dir)
+            return None
+        ckpt = done[-1]
+        driver = json.loads((ckpt / "driver.json").read_text())
+        self.learners.load_checkpoint(ckpt / "learner")
+        self.step, self.version = driver["step"], driver["version"]
+        self.sampler.load_state_dict(driver["sampler"])
+        self.ban.load_state_dict(driver["ban"])
+        if driver["pending"] is not None:  # async: re-launch the in-flight step with its own weights
+            pending = driver["pending"]
+            saved_version, self.version = self.version, pending["version"]
+            self.weights_ref = ray.put(torch.load(ckpt / "inflight_weights.pt"))
+            self.pending = self._launch(pending["step"], pending["chain_ids"])
+            self.version = saved_version
+            self.weights_ref = None
+        log.info("resumed from %s at step %d", ckpt, self.step)
+        return self.step - 1
