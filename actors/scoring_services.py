@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Optional
 
 from ray import serve
 
@@ -23,10 +24,13 @@ from edit_rl.config.schema import ServiceScaling
 
 @dataclass(frozen=True)
 class TurnScores:
-    """Per-turn scores of one trajectory and whether each is a counted fallback."""
+    """Per-turn scores of one trajectory and whether each is a counted fallback. Consistency also
+    returns each pair's terms (object score, background score, background checked), None where not
+    measured: the benchmark's EdiVal-CC aggregates them (the evaluation job)."""
 
     values: tuple[float, ...]
     fallback: tuple[bool, ...]
+    terms: tuple[tuple[Optional[float], Optional[float], bool], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,8 @@ class ConsistencyService:
             # object) gives None; every trajectory of a group shares the turn specs, so a
             # constant fill leaves the group-relative advantages unchanged.
             out.append(TurnScores(tuple(1.0 if p.cc is None else float(p.cc) for p in pairs),
-                                  tuple(False for _ in pairs)))
+                                  tuple(False for _ in pairs),
+                                  tuple((p.object_score, p.background_score, p.check_background) for p in pairs)))
         return out
 
     async def __call__(self, item: ConsistencyItem) -> TurnScores:
@@ -122,11 +127,12 @@ def deployment_options(scaling: ServiceScaling) -> dict:
     }
 
 
-def start_services(cfg: Config):
-    """Deploy both services (one Serve application each) and return their handles."""
+def start_services(cfg: Config, app_prefix: str = "edit-rl"):
+    """Deploy both services (Serve applications ``<app_prefix>-judge`` and ``<app_prefix>-consistency``;
+    another prefix lets an evaluation run beside a training run) and return their handles."""
     serve.start(http_options={"host": "127.0.0.1"})
     judge = serve.run(JudgeService.options(**deployment_options(cfg.judge.scaling)).bind(cfg),
-                      name="edit-rl-judge", route_prefix=None)
+                      name=f"{app_prefix}-judge", route_prefix=None)
     consistency = serve.run(ConsistencyService.options(**deployment_options(cfg.consistency.scaling)).bind(cfg),
-                            name="edit-rl-consistency", route_prefix=None)
+                            name=f"{app_prefix}-consistency", route_prefix=None)
     return judge, consistency
