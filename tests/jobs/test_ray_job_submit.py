@@ -57,6 +57,10 @@ def test_ray_job_submit_runs_the_cpu_default_on_a_started_cluster(tmp_path):
     try:
         subprocess.run([str(VENV_BIN / "ray"), "start", "--head", f"--port={free_port()}",
                         f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=4",
+                        # every fixed default port too: another Ray on this machine may hold them
+                        f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+                        f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+                        f"--ray-client-server-port={free_port()}",
                         f"--temp-dir={temp_dir}", "--disable-usage-stats"],
                        env=env, check=True, capture_output=True, timeout=180)
         wait_for_jobs_api(f"http://127.0.0.1:{dashboard}", env)
