@@ -1,7 +1,8 @@
 """Rollout workers: hold the editor and its sampling LoRA, turn chains into multi-turn groups.
 
-One call rolls out `C` chains `G` times each for `T` turns and returns `2 + C*G*T` objects, all
-owned by the caller (the driver), so nothing is lost if this worker dies after returning:
+One call rolls out `C` chains `G` times each for `T` turns and returns `2 + C*G*T` objects (only
+the first two for an evaluation request), all owned by the caller (the driver), so nothing is lost
+if this worker dies after returning:
 
     meta    list[TrajectoryMeta]        small; the only thing the driver reads
     images  list[TrajectoryImages]      uint8 input + turn images per trajectory (for the scorers)
@@ -48,6 +49,8 @@ class RolloutRequest:
     seed: int
     weights_version: int
     weights: list  # [ObjectRef of the sampling adapter's LoRA state] (wrapped: resolved lazily)
+    # Evaluation: sample with sampler.eval_method / eval_num_steps and return only (meta, images).
+    evaluation: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,11 @@ class RolloutWorker:
         generator = torch.Generator().manual_seed(request.seed)
         with active_adapter(self.editor.transformer, self.adapter):
             result = rollout_chains(self.editor, inputs, [list(c.instructions) for c in request.chains],
-                                    request.group_size, self.cfg.sampler, generator)
-        samples = split_rollout(result)  # [trajectory][turn], rows c * G + g
+                                    request.group_size, self.cfg.sampler, generator, evaluation=request.evaluation)
+        if request.evaluation:  # nothing to train on: no TurnSamples (their conditions are large)
+            samples = [[] for _ in range(len(request.chains) * request.group_size)]
+        else:
+            samples = split_rollout(result)  # [trajectory][turn], rows c * G + g
         turn_images = [_to_uint8(turn.images) for turn in result.turns]
         input_images = _to_uint8(result.input_images)
         meta, images, payloads = [], [], []

@@ -302,6 +302,37 @@ class DataConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    """The evaluation job (jobs/evaluate.py): which chains, which modes, the fixed seed.
+
+    A turn succeeds when the single-turn judge's score is >= ``reward.binary_threshold`` on the
+    judge's scale (4.0 of 1-5 for the VLM judge; the synthetic judge's rubric passes only 5)."""
+
+    source: Literal["synthetic", "parquet", "edival"] = "synthetic"
+    path: Optional[str] = None  # parquet: our chain schema; edival: oai_instruction_generation_output.csv
+    image_dir: Optional[str] = None  # edival: the benchmark's input images; parquet: for relative image paths
+    synthetic_chains: int = 64  # source=synthetic: held-out chains (disjoint from data.synthetic_train_chains)
+    max_chains: int = 0  # 0: every chain of the source; else the first max_chains
+    modes: list[Literal["multi_turn", "single_turn"]] = field(default_factory=lambda: ["multi_turn", "single_turn"])
+    seed: int = 1234  # EdiVal's generate.py seed; each request's noise is fixed by (seed, chain id)
+    chains_per_request: int = 4  # chains a rollout worker edits per call (one batch per turn)
+    num_grids: int = 8  # per-chain image grids written to grids/ (the first chains)
+
+    def validate(self, prefix: str = "evaluation") -> None:
+        _check(self.synthetic_chains >= 1, f"{prefix}.synthetic_chains", "must be >= 1")
+        _check(self.max_chains >= 0, f"{prefix}.max_chains", "must be >= 0 (0: all)")
+        _check(len(self.modes) >= 1 and len(set(self.modes)) == len(self.modes), f"{prefix}.modes",
+               f"must list 'multi_turn' and/or 'single_turn' once each, got {self.modes}")
+        _check(self.chains_per_request >= 1, f"{prefix}.chains_per_request", "must be >= 1")
+        _check(self.num_grids >= 0, f"{prefix}.num_grids", "must be >= 0")
+        if self.source in ("parquet", "edival"):
+            _check(self.path is not None, f"{prefix}.path", f"is required when {prefix}.source={self.source!r}")
+        if self.source == "edival":
+            _check(self.image_dir is not None, f"{prefix}.image_dir",
+                   "is required when evaluation.source='edival' (the benchmark's input images)")
+
+
+@dataclass
 class TrainerConfig:
     """The single-controller driver loop."""
 
@@ -354,11 +385,12 @@ class Config:
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def validate(self) -> "Config":
         for name in ("editor", "lora", "sampler", "rollout", "objective", "reward", "filter",
-                     "judge", "consistency", "learner", "data", "trainer", "cluster"):
+                     "judge", "consistency", "learner", "data", "trainer", "evaluation", "cluster"):
             getattr(self, name).validate(name)
         # Cross-section rules.
         if self.objective.name == "grpo":

@@ -6,19 +6,25 @@ updated by old <- d old + (1 - d) theta after each epoch); the reference velocit
 adapters disabled. peft's adapter switching also flips ``requires_grad``, so every switch here
 restores the invariant: exactly the "default" adapter's LoRA parameters are trainable.
 Trained adapters are saved in diffusers' LoRA format with the family's pipeline class
-(``FluxKontextPipeline.save_lora_weights``), loadable by its ``load_lora_weights``.
+(``FluxKontextPipeline.save_lora_weights``), loadable by its ``load_lora_weights``, and read back
+with their rank / alpha / targets by `read_lora_weights` (the evaluation job).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from peft import LoraConfig
 from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from edit_rl.config.schema import LoRAConfig
@@ -157,3 +163,51 @@ def save_lora_weights(editor: Editor, folder: str | Path, adapter: str = DEFAULT
         transformer_lora_layers=adapter_state_dict(transformer, adapter),
         transformer_lora_adapter_metadata=metadata,
     )
+
+
+LORA_WEIGHTS_FILE = "pytorch_lora_weights.safetensors"
+_TRANSFORMER_PREFIX = "transformer."
+
+
+@dataclass(frozen=True)
+class LoraWeights:
+    """A saved adapter read back: peft-format weights (keys without the "transformer." prefix, as
+    `adapter_state_dict` gives) and the rank / alpha / targets it was trained with."""
+
+    state: dict[str, Tensor]
+    rank: int
+    alpha: int
+    target_modules: list[str]
+
+    def config(self, base: LoRAConfig) -> LoRAConfig:
+        """``base`` with this adapter's rank, alpha and targets (an adapter built from it takes the weights)."""
+        return dataclasses.replace(base, rank=self.rank, alpha=self.alpha, target_modules=list(self.target_modules))
+
+
+def read_lora_weights(folder: str | Path) -> LoraWeights:
+    """The inverse of `save_lora_weights` (and of the learner's checkpoint ``lora/`` folders): the
+    transformer's LoRA tensors and, from the file's diffusers metadata, rank, alpha and targets.
+    ``folder`` may also be the ``.safetensors`` file. Errors name the file and what is missing."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / LORA_WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no LoRA weights at {path} (expected a folder written by save_lora_weights)")
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    raw = metadata.get("lora_adapter_metadata")
+    if raw is None:
+        raise ValueError(f"{path}: no 'lora_adapter_metadata' (rank, alpha, targets); not saved by save_lora_weights?")
+    config = json.loads(raw)
+    try:
+        rank, alpha = int(config[_TRANSFORMER_PREFIX + "r"]), int(config[_TRANSFORMER_PREFIX + "lora_alpha"])
+        targets = sorted(config[_TRANSFORMER_PREFIX + "target_modules"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: LoRA metadata lacks the transformer's r / lora_alpha / target_modules "
+                         f"({err})") from None
+    tensors = load_file(str(path))
+    other = [k for k in tensors if not k.startswith(_TRANSFORMER_PREFIX)]
+    if other or not tensors:
+        raise ValueError(f"{path}: expected only transformer LoRA weights, found {other[:3] or 'none'}")
+    state = {k[len(_TRANSFORMER_PREFIX):]: v for k, v in tensors.items()}
+    return LoraWeights(state=state, rank=rank, alpha=alpha, target_modules=targets)
