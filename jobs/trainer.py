@@ -27,7 +27,7 @@ import ray
 import torch
 
 from actors.dispatch import PendingStep, RolloutDispatcher
-from actors.learner import LearnerGroup
+from actors.learner import LearnerGroup, LearnerRankError
 from actors.metrics import RayMetrics
 from actors.rollout_worker import ChainInput, RolloutWorker
 from actors.scoring_services import start_services
@@ -85,8 +85,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> None:
-        cfg = self.cfg
+        """Train to ``trainer.num_steps``. A learner rank that dies fails its step loudly; the
+        driver then rebuilds the learner group and continues from the last checkpoint (at most
+        ``cluster.max_restarts`` times; without a checkpoint the error propagates)."""
+        recoveries = 0
         resume_step = self._maybe_resume()
+        while True:
+            try:
+                self._train(resume_step)
+                return
+            except LearnerRankError as err:
+                recoveries += 1
+                if recoveries > self.cfg.cluster.max_restarts or not self._checkpoints():
+                    raise
+                log.error("step %d failed: %s; rebuilding the learner group and resuming from the last "
+                          "checkpoint (recovery %d of %d)", self.step, err, recoveries, self.cfg.cluster.max_restarts)
+                self.learners.shutdown()
+                self.learners = LearnerGroup(self.cfg)
+                self.assembler = GroupAssembler(self.cfg.rollout.group_size, self.cfg.rollout.num_turns)
+                self.pending = None
+                resume_step = self._load_checkpoint(self._checkpoints()[-1])
+
+    def _train(self, resume_step: int | None) -> None:
+        cfg = self.cfg
         logger = RunLogger(self.run, cfg.trainer.num_steps, resume_step=resume_step,
                            log_every=cfg.trainer.log_every, sinks=[RayMetrics(cfg.run_name).log])
         if self.weights_ref is None:
@@ -172,19 +193,26 @@ class Trainer:
         log.info("checkpoint saved: %s", final)
         return final
 
+    def _checkpoints(self) -> list[Path]:
+        return sorted(p for p in self.run.checkpoints_dir.glob("step_*") if not p.name.endswith(".tmp"))
+
     def _maybe_resume(self) -> int | None:
         if not self.run.resumed:
             return None
-        done = sorted(p for p in self.run.checkpoints_dir.glob("step_*") if not p.name.endswith(".tmp"))
+        done = self._checkpoints()
         if not done:
             log.warning("--resume: no checkpoint in %s; starting from step 0", self.run.checkpoints_dir)
             return None
-        ckpt = done[-1]
+        return self._load_checkpoint(done[-1])
+
+    def _load_checkpoint(self, ckpt: Path) -> int:
+        """Restore learner and driver state; returns the last step already logged."""
         driver = json.loads((ckpt / "driver.json").read_text())
         self.learners.load_checkpoint(ckpt / "learner")
         self.step, self.version = driver["step"], driver["version"]
         self.sampler.load_state_dict(driver["sampler"])
         self.ban.load_state_dict(driver["ban"])
+        self.weights_ref = None
         if driver["pending"] is not None:  # async: re-launch the in-flight step with its own weights
             pending = driver["pending"]
             saved_version, self.version = self.version, pending["version"]

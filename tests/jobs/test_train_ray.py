@@ -141,3 +141,29 @@ def test_killed_rollout_worker_and_judge_replica_cost_a_retry_not_the_run(tmp_pa
     assert [r["num_samples"] for r in rows] == [24, 24, 24]
     assert rows[1].get("retries/rollout", 0) >= 1
     assert trainer.assembler.counters.completed_groups == 6
+
+
+def test_a_dead_learner_rank_fails_its_step_and_the_run_continues_from_the_last_checkpoint(tmp_path):
+    cfg = load_config(CPU_TINY, [*SYNTHETIC, "trainer.num_steps=3", "trainer.save_every=1",
+                                 "trainer.sample_every=0"])
+    run = create_run_dir(cfg, output_dir=tmp_path)
+    trainer = Trainer(cfg, run)
+    first_group = trainer.learners
+    train_step = first_group.train_step
+
+    def kill_a_rank_then_train(sharded, step):
+        if step == 2:
+            ray.kill(first_group.actors[0])
+        return train_step(sharded, step)
+
+    first_group.train_step = kill_a_rank_then_train
+    try:
+        trainer.fit()
+    finally:
+        trainer.close()
+    assert trainer.learners is not first_group and first_group.failed is not None
+    assert "learner rank 0 failed in train_step" in str(first_group.failed)
+    rows = read_metrics(run.path)
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert [r["num_samples"] for r in rows] == [24, 24, 24]
+    assert (run.path / "checkpoints" / "step_000003").is_dir()
