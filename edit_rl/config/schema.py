@@ -26,7 +26,7 @@ def _check(ok: bool, key: str, message: str) -> None:
 class EditorConfig:
     """The policy: a flow-matching editor loaded by name (hub id) or from a local folder."""
 
-    family: Literal["flux_kontext", "flux2_klein", "qwen_image_edit"] = "flux_kontext"
+    family: Literal["flux_kontext", "flux2_klein", "qwen_image_edit", "shapes_kontext"] = "flux_kontext"
     name_or_path: str = "black-forest-labs/FLUX.1-Kontext-dev"
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     resolution: int = 512  # explicit output size; never the pipeline's silent 1024^2 resize
@@ -255,7 +255,10 @@ class ConsistencyConfig:
 
 @dataclass
 class LearnerConfig:
-    """LoRA-only training on N ranks (FSDP2 by default, DeepSpeed ZeRO by config)."""
+    """LoRA-only training on N ranks (FSDP2 by default, DeepSpeed ZeRO-2 by config; ZeRO-3 is
+    refused: on this stack it kept only the last backward of an accumulated step). A step's kept
+    samples are sharded into equal numbers of micro-batches per rank; their gradients accumulate
+    into ``optimizer_steps_per_step`` optimizer steps."""
 
     backend: Literal["fsdp2", "deepspeed"] = "fsdp2"
     zero_stage: Literal[2, 3] = 2
@@ -264,7 +267,6 @@ class LearnerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
-    grad_accum_steps: int = 1
     optimizer_steps_per_step: int = 1
     micro_batch_size: int = 2
     num_cpus_per_rank: float = 1.0
@@ -277,7 +279,6 @@ class LearnerConfig:
                f"must be two numbers in [0, 1), got {self.betas}")
         _check(self.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
         _check(self.grad_clip > 0, f"{prefix}.grad_clip", "must be > 0")
-        _check(self.grad_accum_steps >= 1, f"{prefix}.grad_accum_steps", "must be >= 1")
         _check(self.optimizer_steps_per_step >= 1, f"{prefix}.optimizer_steps_per_step", "must be >= 1")
         _check(self.micro_batch_size >= 1, f"{prefix}.micro_batch_size", "must be >= 1")
 
@@ -288,7 +289,6 @@ class DataConfig:
 
     source: Literal["synthetic", "parquet", "edival"] = "synthetic"
     train_path: Optional[str] = None
-    eval_path: Optional[str] = None
     image_dir: Optional[str] = None
     synthetic_train_chains: int = 256  # source=synthetic: chains generated from the train seeds
     synthetic_image_size: int = 32
@@ -342,11 +342,10 @@ class TrainerConfig:
     log_every: int = 1
     sample_every: int = 50
     save_every: int = 50
-    eval_every: int = 0  # 0: no periodic evaluation
 
     def validate(self, prefix: str = "trainer") -> None:
         _check(self.num_steps >= 1, f"{prefix}.num_steps", "must be >= 1")
-        for name in ("log_every", "sample_every", "save_every", "eval_every"):
+        for name in ("log_every", "sample_every", "save_every"):
             _check(getattr(self, name) >= 0, f"{prefix}.{name}", "must be >= 0")
 
 
@@ -356,7 +355,6 @@ class ClusterConfig:
 
     address: Optional[str] = None  # None: start (or join) a local Ray
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
-    colocate_rollout_and_learner: bool = False
     rollout_num_cpus: float = 1.0
     rollout_num_gpus: float = 1.0
     max_restarts: int = 3
