@@ -280,6 +280,9 @@ class LearnerConfig:
         _check(self.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
         _check(self.grad_clip > 0, f"{prefix}.grad_clip", "must be > 0")
         _check(self.optimizer_steps_per_step >= 1, f"{prefix}.optimizer_steps_per_step", "must be >= 1")
+        _check(self.backend != "deepspeed" or self.zero_stage == 2, f"{prefix}.zero_stage",
+               "3 is not supported: with several backward passes per optimizer step ZeRO-3 kept only the "
+               "last one's gradient on this stack (use 2, or backend=fsdp2 which shards parameters)")
         _check(self.micro_batch_size >= 1, f"{prefix}.micro_batch_size", "must be >= 1")
 
 

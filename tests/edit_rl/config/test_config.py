@@ -55,10 +55,11 @@ def test_int_given_for_float_is_accepted_and_converted():
     ("learner.lr.x=1", "learner.lr: expected a number, got {'x': 1}"),
     ("judge.scaling.min_replicas=5", "judge.scaling.min_replicas: must satisfy"),
     ("noequals", "must look like key.subkey=value"),
+    ("learner.backend=deepspeed learner.zero_stage=3", "learner.zero_stage: 3 is not supported"),
 ])
 def test_bad_values_name_the_key(override, fragment):
     with pytest.raises(ConfigError) as err:
-        load_config(None, [override])
+        load_config(None, override.split(" "))
     assert fragment in str(err.value)
 
 
