@@ -50,7 +50,7 @@ def test_int_given_for_float_is_accepted_and_converted():
     ("objective.name=ppo", "objective.name: 'ppo' is not one of ['nft', 'grpo']"),
     ("objective.nft.decay_type=3", "objective.nft.decay_type: 3 is not one of [0, 1, 2]"),
     ("filter.enabled=maybe", "filter.enabled: expected true or false"),
-    ("sampler.sde_window=[4, 2]", "sampler.sde_window: must be [start, end)"),
+    ("sampler.sde_window=[4,2]", "sampler.sde_window: must be [start, end)"),
     ("learner=3", "learner: expected a mapping"),
     ("learner.lr.x=1", "learner.lr: expected a number, got {'x': 1}"),
     ("judge.scaling.min_replicas=5", "judge.scaling.min_replicas: must satisfy"),
