@@ -5,4 +5,4 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/setup.sh"
 cd "$root"
-exec .venv/bin/python -m jobs.core_demo "$@"
+exec .venv/bin/python -m jobs.train "$@"
