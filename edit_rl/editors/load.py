@@ -9,12 +9,14 @@ from edit_rl.editors.base import Editor
 from edit_rl.editors.flux2_klein import Flux2KleinEditor
 from edit_rl.editors.flux_kontext import FluxKontextEditor
 from edit_rl.editors.qwen_image_edit import QwenImageEditEditor
+from edit_rl.editors.shapes_kontext import ShapesKontextEditor
 
 # family -> Editor class; a new family adds one line.
 EDITOR_FAMILIES: dict[str, type[Editor]] = {
     "flux_kontext": FluxKontextEditor,
     "flux2_klein": Flux2KleinEditor,
     "qwen_image_edit": QwenImageEditEditor,
+    "shapes_kontext": ShapesKontextEditor,
 }
 
 

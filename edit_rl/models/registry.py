@@ -37,7 +37,10 @@ TINY_MODELS: dict[str, str] = {
     "tiny/qwen3-vl": "edit_rl.models.tiny.qwen3_vl:build_tiny_qwen3_vl",
     "tiny/flux2-klein": "edit_rl.models.tiny.flux2_klein:build_tiny_flux2_klein",
     "tiny/qwen-image-edit": "edit_rl.models.tiny.qwen_image_edit:build_tiny_qwen_image_edit",
+    "tiny/shapes-kontext": "edit_rl.models.tiny.shapes_kontext:build_tiny_shapes_kontext",
 }
+# Trained checkpoints that ship with the repository: name -> folder relative to the repo root.
+SHIPPED_MODELS: dict[str, str] = {"shapes/base": "checkpoints/shapes-base"}
 
 
 def tiny_models_dir() -> Path:
@@ -99,7 +102,10 @@ def build_tiny_model(name: str, cache_dir: Path | None = None) -> Path:
 
 
 def resolve_model(name_or_path: str, cache_dir: Path | None = None) -> str:
-    """A "tiny/..." name -> its local folder (built on first use); anything else unchanged."""
+    """A "tiny/..." name -> its local folder (built on first use); a `SHIPPED_MODELS` name -> its
+    folder in the repo; anything else unchanged."""
+    if name_or_path in SHIPPED_MODELS:
+        return str(REPO_ROOT / SHIPPED_MODELS[name_or_path])
     if name_or_path.startswith(TINY_PREFIX):
         return str(build_tiny_model(name_or_path, cache_dir))
     return name_or_path
