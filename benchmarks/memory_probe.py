@@ -1,0 +1,92 @@
+"""Process readings: the driver's resident set, the object store's use, each role's peak, CPU time.
+
+Roles are found among the driver's descendant processes by the title Ray gives them
+(``ray::RolloutWorker``, ``ray::LearnerActor``, ``ray::ServeReplica:<app>:<deployment>``); a
+process's peak is its VmHWM (Linux). The Ray cluster is local, so every process is on this machine.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+ROLE_TITLES = {  # substring of the process title -> role
+    "RolloutWorker": "rollout worker",
+    "LearnerActor": "learner rank",
+    "ServeReplica:edit-rl-judge": "judge replica",
+    "ServeReplica:edit-rl-consistency": "consistency replica",
+    "ServeController": "serve controller",
+    "ProxyActor": "serve proxy",
+    "raylet": "raylet",
+    "gcs_server": "gcs server",
+}
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    bytes_used: int
+    num_objects: int
+
+
+def driver_rss() -> int:
+    return psutil.Process().memory_info().rss
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM: the process's peak resident set, in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def object_store_stats() -> StoreStats:
+    import ray
+    from ray._private.internal_api import get_memory_info_reply, get_state_from_address
+
+    reply = get_memory_info_reply(get_state_from_address(ray.get_runtime_context().gcs_address))
+    return StoreStats(int(reply.store_stats.object_store_bytes_used), int(reply.store_stats.num_local_objects))
+
+
+def cpu_seconds(pids: list[int] | None = None, exclude: frozenset[int] = frozenset()) -> float:
+    """User + system CPU seconds of ``pids``, or of this process and all its descendants (the
+    driver, Ray's daemons, actors and replicas) but ``exclude``."""
+    if pids is None:
+        procs = [psutil.Process(), *psutil.Process().children(recursive=True)]
+    else:
+        procs = [psutil.Process(pid) for pid in pids]
+    total = 0.0
+    for proc in procs:
+        if proc.pid in exclude:
+            continue
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _title(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline()) or proc.name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
+
+
+def role_peaks(extra: dict[int, str] | None = None) -> dict[str, list[int]]:
+    """role -> peak RSS of each of its processes (driver included; ``extra`` pid -> role)."""
+    out: dict[str, list[int]] = {"driver": [peak_rss(os.getpid())]}
+    for proc in psutil.Process().children(recursive=True):
+        role = (extra or {}).get(proc.pid)
+        if role is None:
+            title = _title(proc)
+            role = next((r for key, r in ROLE_TITLES.items() if key in title), None)
+        if role is not None:
+            try:
+                out.setdefault(role, []).append(peak_rss(proc.pid))
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+    return out

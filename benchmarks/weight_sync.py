@@ -1,0 +1,93 @@
+"""Weight sync: the time to get new LoRA weights to every rollout worker, as a fraction of a step.
+
+    python -m benchmarks.weight_sync [--world cpu|synthetic|both] [--quick]
+
+Measured end to end, the way the trainer does it: the learner's sampling adapter comes to the
+driver (``LearnerGroup.lora_state``), is put in the object store once (``ray.put``), and every
+worker fetches and loads it (``RolloutWorker._ensure_weights``, run on the worker through
+``__ray_call__``; the trainer's own timing/weight_sync_s covers only the driver's part, the
+workers load lazily at their next rollout). Divided by the median synchronous step time of the
+same run. Target: under 1 %. Beside it, interleaved: the same with rank 0's ObjectRef handed to
+the workers directly, skipping the driver's copy.
+"""
+from __future__ import annotations
+
+import time
+
+import ray
+
+from benchmarks.report import Figure, median, save, show, spread
+from benchmarks.system import RaySystem
+
+TARGET_PERCENT = 1.0
+
+
+def _load_on_worker(worker, version: int, weights: list) -> float:
+    """Runs inside a RolloutWorker: fetch and load the weights as a rollout request would."""
+    start = time.perf_counter()
+    worker._ensure_weights(version, weights)
+    return time.perf_counter() - start
+
+
+def measure(system: RaySystem, reps: int) -> list[Figure]:
+    trainer = system.trainer
+    if len(system.sync_rows) < 3:
+        system.run(3 - len(system.sync_rows), "sync")
+    step_s = median([r["timing/step_s"] for r in system.sync_rows])
+    adapter = trainer.sampling_adapter
+    via_driver, direct, parts, loads, size = [], [], [], [], 0
+    version = 10**9  # never a real version: every call makes the workers load
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        state = trainer.learners.lora_state(adapter)
+        t1 = time.perf_counter()
+        ref = ray.put(state)
+        t2 = time.perf_counter()
+        version += 1
+        load = ray.get([w.__ray_call__.remote(_load_on_worker, version, [ref]) for w in trainer.workers])
+        t3 = time.perf_counter()
+        via_driver.append(t3 - t0)
+        parts.append((t1 - t0, t2 - t1, t3 - t2))
+        loads.append(max(load))
+        size = sum(t.numel() * t.element_size() for t in state.values())
+        t0 = time.perf_counter()
+        ref = trainer.learners.actors[0].lora_state.remote(adapter)
+        version += 1
+        ray.get([w.__ray_call__.remote(_load_on_worker, version, [ref]) for w in trainer.workers])
+        direct.append(time.perf_counter() - t0)
+    percent = 100 * median(via_driver) / step_s
+    logged = median([r["timing/weight_sync_s"] for r in system.sync_rows])
+    w = system.world
+    detail = (f"{len(trainer.workers)} worker(s), {size / 2**20:.2f} MiB of LoRA ({len(state)} tensors); end to end "
+              f"{spread(via_driver)} s of a {step_s:.3f} s sync step\n"
+              f"      parts (median s): to the driver {median([p[0] for p in parts]):.4f}, ray.put "
+              f"{median([p[1] for p in parts]):.4f}, workers fetch+load {median([p[2] for p in parts]):.4f} "
+              f"(inside the worker {median(loads):.4f}); trainer's logged timing/weight_sync_s {logged:.4f}")
+    return [
+        Figure(f"weight_sync/{w}", f"LoRA to every rollout worker / sync step ({w})", percent, unit="%",
+               target=f"< {TARGET_PERCENT} %", ok=percent < TARGET_PERCENT, detail=detail),
+        Figure(f"weight_sync/{w}/direct-vs-driver", f"rank 0's ref straight to the workers / via the driver ({w})",
+               median(direct) / median(via_driver), detail=f"direct {spread(direct)} s"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    from benchmarks.cli import parse
+    from benchmarks.system import stop_ray
+
+    args = parse(__doc__.split("\n")[0], argv)
+    figures = []
+    for world in args.worlds:
+        system = RaySystem(world)
+        try:
+            figures += show(measure(system, reps=3 if args.quick else 10))
+        finally:
+            system.close()
+    stop_ray()
+    if args.json:
+        save(figures, args.json)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
