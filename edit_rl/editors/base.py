@@ -10,6 +10,8 @@ opaque (B, ...) tensors.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -17,6 +19,9 @@ from typing import ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from edit_rl.config.schema import EditorConfig
 
 C = TypeVar("C", bound="EditCondition")
 
@@ -85,6 +90,18 @@ class Editor(ABC):
     resolution: int
     device: torch.device
     dtype: torch.dtype
+
+    def _load_settings(self, cfg: "EditorConfig", device: torch.device | str) -> str:
+        """Validate ``cfg``, set what every editor holds (cfg, device, dtype, resolution) and
+        return where its components load from (a "tiny/..." name resolved to its local build)."""
+        from edit_rl.models import resolve_model
+
+        cfg.validate()
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, cfg.dtype)
+        self.resolution = cfg.resolution
+        return str(resolve_model(cfg.name_or_path))
 
     @abstractmethod
     def condition(self, prompts: Sequence[str], reference_images: Tensor) -> EditCondition:

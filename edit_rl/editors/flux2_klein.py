@@ -29,7 +29,6 @@ from edit_rl.config.schema import EditorConfig
 from edit_rl.editors.base import EditCondition, Editor
 from edit_rl.editors.flux_kontext import from_vae_range, to_vae_range
 from edit_rl.flow.sigmas import exponential_time_shift, linear_sigmas
-from edit_rl.models.registry import resolve_model
 
 TEXT_ENCODER_OUT_LAYERS = (9, 18, 27)  # Flux2KleinPipeline.__call__ default
 REFERENCE_TIME_ID = 10  # _prepare_image_ids: T = scale + scale * i for reference i, scale 10
@@ -136,12 +135,7 @@ class Flux2KleinEditor(Editor):
     pipeline_class = Flux2KleinPipeline
 
     def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        cfg.validate()
-        path = resolve_model(cfg.name_or_path)
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = getattr(torch, cfg.dtype)
-        self.resolution = cfg.resolution
+        path = self._load_settings(cfg, device)
         load = {"dtype": self.dtype}
         self.transformer = Flux2Transformer2DModel.from_pretrained(path, subfolder="transformer", **load)
         self.vae = AutoencoderKLFlux2.from_pretrained(path, subfolder="vae", **load)

@@ -27,7 +27,6 @@ from edit_rl.editors.flux_latents import (
     unpack_latents,
 )
 from edit_rl.flow.sigmas import kontext_sigmas
-from edit_rl.models.registry import resolve_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +59,7 @@ class FluxKontextEditor(Editor):
     pipeline_class = FluxKontextPipeline
 
     def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        cfg.validate()
-        path = resolve_model(cfg.name_or_path)
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = getattr(torch, cfg.dtype)
-        self.resolution = cfg.resolution
+        path = self._load_settings(cfg, device)
         load = {"dtype": self.dtype}
         self.transformer = FluxTransformer2DModel.from_pretrained(path, subfolder="transformer", **load)
         self.vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **load)

@@ -41,7 +41,6 @@ from edit_rl.editors.flux_kontext import from_vae_range, to_vae_range
 from edit_rl.editors.flux_latents import pack_latents, unpack_latents
 from edit_rl.editors.images import tensor_to_pil
 from edit_rl.flow.sigmas import calculate_shift, exponential_time_shift, linear_sigmas
-from edit_rl.models.registry import resolve_model
 
 # QwenImageEditPipeline.prompt_template_encode (diffusers 0.42).
 PROMPT_TEMPLATE = (
@@ -128,12 +127,7 @@ class QwenImageEditEditor(Editor):
     pipeline_class = QwenImageEditPipeline
 
     def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        cfg.validate()
-        path = resolve_model(cfg.name_or_path)
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = getattr(torch, cfg.dtype)
-        self.resolution = cfg.resolution
+        path = self._load_settings(cfg, device)
         load = {"dtype": self.dtype}
         self.transformer = QwenImageTransformer2DModel.from_pretrained(path, subfolder="transformer", **load)
         self.vae = AutoencoderKLQwenImage.from_pretrained(path, subfolder="vae", **load)

@@ -32,7 +32,6 @@ from edit_rl.editors.flux_kontext import FluxKontextEditor, from_vae_range, to_v
 from edit_rl.editors.flux_latents import latent_image_ids
 from edit_rl.editors.pixel_patches import PATCH, SPACE_TO_DEPTH, TOKEN_CHANNELS, patchify, unpatchify
 from edit_rl.editors.word_text import WordTextEncoder, WordTokenizer
-from edit_rl.models.registry import resolve_model
 
 
 class ShapesKontextEditor(FluxKontextEditor):
@@ -43,12 +42,7 @@ class ShapesKontextEditor(FluxKontextEditor):
     """
 
     def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        cfg.validate()
-        path = resolve_model(cfg.name_or_path)
-        self.cfg = cfg
-        self.device = torch.device(device)
-        self.dtype = getattr(torch, cfg.dtype)
-        self.resolution = cfg.resolution
+        path = self._load_settings(cfg, device)
         self.transformer = FluxTransformer2DModel.from_pretrained(path, subfolder="transformer", dtype=self.dtype)
         self.text_encoder = WordTextEncoder.from_pretrained(path, subfolder="text_encoder", dtype=self.dtype)
         self.tokenizer = WordTokenizer.load(Path(path) / "tokenizer")
