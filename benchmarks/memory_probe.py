@@ -69,6 +69,26 @@ def cpu_seconds(pids: list[int] | None = None, exclude: frozenset[int] = frozens
     return total
 
 
+def cpu_by_role(exclude: frozenset[int] = frozenset()) -> dict[str, float]:
+    """CPU seconds so far of this process ("driver") and each descendant, summed by role (titles as
+    in ROLE_TITLES; "other Ray processes" for the rest: dashboard agent, log monitor, ...)."""
+    out: dict[str, float] = {}
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        if proc.pid in exclude:
+            continue
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        if proc.pid == os.getpid():
+            role = "driver"
+        else:
+            title = _title(proc)
+            role = next((r for key, r in ROLE_TITLES.items() if key in title), "other Ray processes")
+        out[role] = out.get(role, 0.0) + times.user + times.system
+    return out
+
+
 def _title(proc: psutil.Process) -> str:
     try:
         return " ".join(proc.cmdline()) or proc.name()
@@ -76,14 +96,11 @@ def _title(proc: psutil.Process) -> str:
         return ""
 
 
-def role_peaks(extra: dict[int, str] | None = None) -> dict[str, list[int]]:
-    """role -> peak RSS of each of its processes (driver included; ``extra`` pid -> role)."""
+def role_peaks() -> dict[str, list[int]]:
+    """role -> peak RSS of each of its processes (the driver included)."""
     out: dict[str, list[int]] = {"driver": [peak_rss(os.getpid())]}
     for proc in psutil.Process().children(recursive=True):
-        role = (extra or {}).get(proc.pid)
-        if role is None:
-            title = _title(proc)
-            role = next((r for key, r in ROLE_TITLES.items() if key in title), None)
+        role = next((r for key, r in ROLE_TITLES.items() if key in _title(proc)), None)
         if role is not None:
             try:
                 out.setdefault(role, []).append(peak_rss(proc.pid))

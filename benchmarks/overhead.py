@@ -9,7 +9,7 @@ printed. Target: at most 1.05.
 """
 from __future__ import annotations
 
-from benchmarks.memory_probe import cpu_seconds, peak_rss
+from benchmarks.memory_probe import cpu_by_role, cpu_seconds, peak_rss
 from benchmarks.reference_loop import ReferenceProcess
 from benchmarks.report import Figure, median, save, show, spread
 from benchmarks.system import RaySystem
@@ -35,16 +35,24 @@ def _stage_line(ray_rows: list[dict], ref_rows: list[dict]) -> str:
     return "stages, Ray/in-process median s: " + ", ".join(parts)
 
 
+def _role_line(per_step: list[dict[str, float]]) -> str:
+    roles = sorted({r for step in per_step for r in step}, key=lambda r: -median([s.get(r, 0.0) for s in per_step]))
+    parts = [f"{r} {median([s.get(r, 0.0) for s in per_step]):.2f}" for r in roles]
+    return f"{median([sum(s.values()) for s in per_step]):.2f} = " + " + ".join(parts)
+
+
 def measure(system: RaySystem, reference: ReferenceProcess, pairs: int, warmup: int) -> list[Figure]:
     if system.steps_done != reference.next_step:
         raise RuntimeError(f"the Ray system is at step {system.steps_done}, the reference at {reference.next_step}")
-    ray_rows, ref_rows, cpu_ratios = [], [], []
+    ray_rows, ref_rows, cpu_ratios, ray_roles, ref_cpus = [], [], [], [], []
     ref_pid = frozenset({reference.pid})
 
     def ray_step() -> tuple[dict, float]:
-        cpu = cpu_seconds(exclude=ref_pid)
+        before = cpu_by_role(exclude=ref_pid)
         row = system.run(1)[0]
-        return row, cpu_seconds(exclude=ref_pid) - cpu
+        after = cpu_by_role(exclude=ref_pid)
+        ray_roles.append({role: after[role] - before.get(role, 0.0) for role in after})
+        return row, sum(ray_roles[-1].values())
 
     def ref_step() -> tuple[dict, float]:
         cpu = cpu_seconds([reference.pid])
@@ -60,6 +68,9 @@ def measure(system: RaySystem, reference: ReferenceProcess, pairs: int, warmup: 
             ray_rows.append(ray_row)
             ref_rows.append(ref_row)
             cpu_ratios.append(ray_cpu / ref_cpu)
+            ref_cpus.append(ref_cpu)
+        else:
+            ray_roles.pop()
     ratios = [a["timing/step_s"] / b["timing/step_s"] for a, b in zip(ray_rows, ref_rows)]
     loss_gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(ray_rows, ref_rows))
     ray_s, ref_s = [r["timing/step_s"] for r in ray_rows], [r["timing/step_s"] for r in ref_rows]
@@ -74,8 +85,8 @@ def measure(system: RaySystem, reference: ReferenceProcess, pairs: int, warmup: 
                    target=f"<= {TARGET}", ok=value <= TARGET, detail=detail),
             Figure(f"overhead/{system.world}/cpu-seconds",
                    f"CPU seconds per step, every Ray process / the in-process loop ({system.world})",
-                   median(cpu_ratios), detail=f"per-step ratio {spread(cpu_ratios)} (driver, daemons, actors, "
-                                              "replicas, during the Ray step)"),
+                   median(cpu_ratios), detail=f"per-step ratio {spread(cpu_ratios)}; CPU s per step: in-process "
+                                              f"{median(ref_cpus):.2f}, Ray {_role_line(ray_roles)}"),
             Figure(f"overhead/{system.world}/serial-stages",
                    f"same, rollout+buffer+learner+weight_sync only (stages neither side overlaps; {system.world})",
                    median(serial), detail=f"per-step ratio {spread(serial)}")]

@@ -43,7 +43,7 @@ def child_env(threads: int) -> Iterator[None]:
 
 
 class ReferenceLoop:
-    def __init__(self, world: str, extra: list[str] | None = None) -> None:
+    def __init__(self, world: str) -> None:
         import torch
 
         from benchmarks.system import load_world_config
@@ -57,7 +57,7 @@ class ReferenceLoop:
         from edit_rl.rewards import PromptBanList
         from edit_rl.training.learner import Learner
 
-        cfg = self.cfg = load_world_config(world, extra)
+        cfg = self.cfg = load_world_config(world)
         if cfg.learner.num_ranks != 1:
             raise ValueError("the in-process reference has one learner rank; the Ray system must too")
         self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
@@ -168,12 +168,12 @@ class ReferenceLoop:
                 "num_samples": float(metrics["num_samples"])}
 
 
-def _serve(conn: Connection, world: str, extra: list[str] | None, threads: int) -> None:
+def _serve(conn: Connection, world: str, threads: int) -> None:
     """Child process: build the loop, then run the steps the parent asks for."""
     import torch
 
     torch.set_num_threads(threads)
-    loop = ReferenceLoop(world, extra)
+    loop = ReferenceLoop(world)
     conn.send(("ready", os.getpid()))
     while True:
         step = conn.recv()
@@ -185,10 +185,10 @@ def _serve(conn: Connection, world: str, extra: list[str] | None, threads: int) 
 class ReferenceProcess:
     """The reference loop in a spawned child; ``step(k)`` runs its step k and returns its row."""
 
-    def __init__(self, world: str, extra: list[str] | None = None, threads: int = 1) -> None:
+    def __init__(self, world: str, threads: int = 1) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child, world, extra, threads), daemon=True)
+        self.process = ctx.Process(target=_serve, args=(child, world, threads), daemon=True)
         with child_env(threads):
             self.process.start()
         self.pid: int | None = None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,14 +27,10 @@ WORLDS: dict[str, list[str]] = {
 OUTPUT_DIR = Path("runs/benchmarks")
 
 
-def world_overrides(world: str, extra: list[str] | None = None) -> list[str]:
-    return [*COMMON, *WORLDS[world], *(extra or [])]
-
-
-def load_world_config(world: str, extra: list[str] | None = None):
+def load_world_config(world: str):
     from edit_rl.config import load_config
 
-    return load_config(CPU_TINY, world_overrides(world, extra))
+    return load_config(CPU_TINY, [*COMMON, *WORLDS[world]])
 
 
 def start_ray(num_cpus: int = 4) -> None:
@@ -64,16 +59,14 @@ class RaySystem:
     """A Trainer on the current Ray session; ``run(n, mode)`` trains n more steps and returns their
     flattened metrics rows (timing/<stage>_s, timing/step_s, loss, ...)."""
 
-    def __init__(self, world: str, extra: list[str] | None = None) -> None:
+    def __init__(self, world: str) -> None:
         from edit_rl.observability import create_run_dir
         from jobs.trainer import Trainer
 
         start_ray()
         self.world = world
-        self.cfg = load_world_config(world, extra)
-        started = time.perf_counter()
+        self.cfg = load_world_config(world)
         self.trainer = Trainer(self.cfg, create_run_dir(self.cfg, output_dir=OUTPUT_DIR / world))
-        self.startup_s = time.perf_counter() - started
         self.memory: list[MemorySample] = []
         self.sync_rows: list[dict[str, float]] = []  # every synchronous step's row so far
 
