@@ -8,7 +8,7 @@ trajectory to the judge and the consistency services (their replicas batch them)
 gathers the scores into the assembler and returns the complete groups.
 
 Faults: a rollout call whose worker died is sent again (to the next worker; the dead one is
-restarted by Ray) with the same seed and weights, so it reproduces the same trajectories; a
+restarted by Ray, in its own placement-group bundle) with the same seed and weights, so it reproduces the same trajectories; a
 scoring request whose replica died is sent again. The assembler ignores (and counts) any
 duplicate delivery, so no trajectory is counted twice or lost. After ``max_attempts`` the step
 fails loudly with the last error.

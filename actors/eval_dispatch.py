@@ -5,9 +5,10 @@ Unlike training's ``RolloutDispatcher`` there are no steps or groups: requests g
 the workers, a few in flight per worker, their chains edited with the evaluation
 sampler (``RolloutRequest.evaluation``) and a seed fixed by the request, and each trajectory is
 scored as soon as its rollout call returns. A rollout call whose worker died is sent again to the
-next worker (same seed and weights: the same images); a scoring request whose replica died is
-sent again. Results come back in request order, each with its images' ObjectRef so the driver
-fetches only the images it draws.
+next worker (same seed and weights: the same images; Ray restarts the dead one in its own
+placement-group bundle, see ``actors.rollout_worker.start_rollout_workers``); a scoring request
+whose replica died is sent again. Results come back in request order, each with its images'
+ObjectRef so the driver fetches only the images it draws.
 """
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 `LearnerGroup` that places them and calls them together.
 
     group = LearnerGroup(cfg)                        # cfg.learner.num_ranks actors in a placement group
+    group = LearnerGroup(cfg, placement.learner)     # or in a run's RolePlacement (kept across rebuilds)
     metrics = group.train_step(sharded, step)        # sharded = shard_samples(samples, num_ranks, mbs)
     weights = group.lora_state("old")                # for the rollout workers (NFT: "old"; GRPO: "default")
     group.save_checkpoint(folder); group.load_checkpoint(folder)
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.placement_group import remove_placement_group
 
+from actors.placement import LEARNER_HINT, RoleSlots, learner_bundle, reserve, where
 from edit_rl.buffer.sharding import MicroBatch as SampleMicroBatch
 from edit_rl.buffer.sharding import ShardedSamples
 from edit_rl.config.schema import Config
@@ -48,6 +49,10 @@ class LearnerActor:
     def __init__(self, cfg: Config, rank: int, world_size: int) -> None:
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
         self.learner: Any = None
+
+    def placement(self) -> dict:
+        """Node, placement group and GPUs this rank runs on (actors.placement.where)."""
+        return where()
 
     def address_and_free_port(self) -> tuple[str, int]:
         """This node's IP and a port free on it (rank 0's: the process group's rendezvous)."""
@@ -106,23 +111,31 @@ class LearnerActor:
 
 
 class LearnerGroup:
-    """``cfg.learner.num_ranks`` LearnerActors, one per placement-group bundle
-    ({CPU: num_cpus_per_rank, GPU: num_gpus_per_rank}, strategy ``cluster.placement_strategy``)."""
+    """``cfg.learner.num_ranks`` LearnerActors, rank i in placement-group bundle i of ``slots``
+    (a run's ``RolePlacement.learner``: separate or co-located with the rollout workers, kept when
+    the group is rebuilt). Without ``slots`` the group reserves its own ({CPU: num_cpus_per_rank,
+    GPU: num_gpus_per_rank} per rank, strategy ``cluster.placement_strategy``, at most
+    ``cluster.placement_timeout_s``) and removes it on shutdown."""
 
-    def __init__(self, cfg: Config, ready_timeout_s: float = 600.0) -> None:
+    def __init__(self, cfg: Config, slots: RoleSlots | None = None) -> None:
         cfg.validate()
         lc = cfg.learner
         self.num_ranks = lc.num_ranks
-        bundle = {"CPU": lc.num_cpus_per_rank, **({"GPU": lc.num_gpus_per_rank} if lc.num_gpus_per_rank else {})}
-        self.placement_group = placement_group([dict(bundle) for _ in range(self.num_ranks)],
-                                               strategy=cfg.cluster.placement_strategy)
-        ray.get(self.placement_group.ready(), timeout=ready_timeout_s)
+        self.placement_group = None  # the group this LearnerGroup reserved itself (removed on shutdown)
+        if slots is None:
+            cfg.cluster.validate_roles(cfg)
+            self.placement_group = reserve(
+                "learner ranks", [learner_bundle(cfg)] * self.num_ranks, cfg.cluster.placement_strategy,
+                cfg.cluster.placement_timeout_s, LEARNER_HINT)
+            slots = RoleSlots("learner ranks", self.placement_group, tuple(range(self.num_ranks)))
+        if len(slots.bundle_indices) != self.num_ranks:
+            raise ValueError(f"{len(slots.bundle_indices)} learner bundles for {self.num_ranks} ranks")
+        self.slots = slots
         env = {"DS_ACCELERATOR": "cpu"} if lc.num_gpus_per_rank == 0 else {}
         self.actors = [
             LearnerActor.options(
                 num_cpus=lc.num_cpus_per_rank, num_gpus=lc.num_gpus_per_rank, runtime_env={"env_vars": env},
-                scheduling_strategy=PlacementGroupSchedulingStrategy(self.placement_group,
-                                                                     placement_group_bundle_index=rank),
+                scheduling_strategy=slots.scheduling_strategy(rank),
             ).remote(cfg, rank, self.num_ranks)
             for rank in range(self.num_ranks)
         ]
@@ -177,7 +190,7 @@ class LearnerGroup:
         self._call_all("load_checkpoint", folder)
 
     def shutdown(self) -> None:
-        """Kill the ranks and release the placement group (idempotent)."""
+        """Kill the ranks and release the placement group if this group reserved it (idempotent)."""
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
         self.actors = []

@@ -12,6 +12,9 @@ Every request carries the weights it must sample with (a version number and an O
 LoRA state, put once per update): a worker restarted after a crash loads them before its first
 rollout, and every rollout is reproducible from (seed, chain, weights), so a retry of lost work
 gives the same trajectories.
+
+Workers start in their role's placement-group bundles (``start_rollout_workers``, actors.placement):
+worker i in bundle i, also after Ray restarts it (``cluster.max_restarts``).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import ray
 import torch
 from PIL import Image
 
+from actors.placement import RoleSlots, where
 from edit_rl.config import Config
 from edit_rl.editors.load import load_editor
 from edit_rl.editors.images import pil_to_tensor
@@ -95,6 +99,10 @@ class RolloutWorker:
     def ping(self) -> int:
         return self.pid
 
+    def placement(self) -> dict:
+        """Node, placement group and GPUs this worker runs on (actors.placement.where)."""
+        return where()
+
     def weights_version(self) -> int:
         return self.version
 
@@ -128,3 +136,15 @@ class RolloutWorker:
             images.append(TrajectoryImages(input_images[row], tuple(t[row] for t in turn_images)))
             payloads.extend(per_turn)
         return (meta, images, *payloads)
+
+
+def start_rollout_workers(cfg: Config, slots: RoleSlots) -> list:
+    """``cfg.rollout.num_workers`` RolloutWorkers, worker i in bundle ``slots.bundle_indices[i]``
+    with {CPU: cluster.rollout_num_cpus, GPU: rollout_num_gpus}. The scheduling strategy is part
+    of the actor, so a worker Ray restarts (up to ``cluster.max_restarts``) comes back into the
+    same bundle; removing the placement group stops them."""
+    cc = cfg.cluster
+    return [RolloutWorker.options(num_cpus=cc.rollout_num_cpus, num_gpus=cc.rollout_num_gpus,
+                                  max_restarts=cc.max_restarts, max_task_retries=0,
+                                  scheduling_strategy=slots.scheduling_strategy(i)).remote(cfg, i)
+            for i in range(cfg.rollout.num_workers)]

@@ -9,15 +9,25 @@ Requests carry the rollout's images as ``[ObjectRef]`` (wrapped, so Serve does n
 through the caller) plus an index; replicas fetch them from the object store. Both services
 batch concurrent requests with ``@serve.batch`` (size and wait from config) and run the model
 call in a thread so the replica keeps accepting requests.
+
+Placement: each replica reserves its resources as its own placement group of one bundle
+({CPU: scaling.num_cpus, GPU: scaling.num_gpus}, strategy ``cluster.service_strategy``), which
+Serve creates and removes with the replica as it autoscales between min_replicas and
+max_replicas. At startup a replica still waiting for resources after
+``cluster.placement_timeout_s`` fails the start with ``PlacementError``; replicas already placed
+but still loading their model are waited for.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Optional
 
 from ray import serve
 
+from actors.placement import (PlacementError, cluster_report, describe_request, service_bundle, service_placement,
+                              unplaced_replicas, where)
 from edit_rl.config import Config
 from edit_rl.config.schema import ServiceScaling
 
@@ -82,6 +92,9 @@ class JudgeService:
     def stats(self) -> dict:
         return vars(self.judge.stats).copy()
 
+    def placement(self) -> dict:
+        return where()
+
 
 @serve.deployment(name="consistency")
 class ConsistencyService:
@@ -112,10 +125,15 @@ class ConsistencyService:
     async def __call__(self, item: ConsistencyItem) -> TurnScores:
         return await self.score_batch(item)
 
+    def placement(self) -> dict:
+        return where()
 
-def deployment_options(scaling: ServiceScaling) -> dict:
-    """Serve options of one service from its config section (autoscaling, resources)."""
+
+def deployment_options(scaling: ServiceScaling, strategy: str = "PACK") -> dict:
+    """Serve options of one service from its config section (autoscaling, resources, and each
+    replica's placement-group bundle with ``strategy``)."""
     return {
+        **service_placement(scaling, strategy),
         "autoscaling_config": {"min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
                                "initial_replicas": scaling.min_replicas,
                                "target_ongoing_requests": scaling.target_ongoing_requests},
@@ -129,10 +147,66 @@ def deployment_options(scaling: ServiceScaling) -> dict:
 
 def start_services(cfg: Config, app_prefix: str = "edit-rl"):
     """Deploy both services (Serve applications ``<app_prefix>-judge`` and ``<app_prefix>-consistency``;
-    another prefix lets an evaluation run beside a training run) and return their handles."""
+    another prefix lets an evaluation run beside a training run), wait until they run, and return
+    their handles. PlacementError (both applications deleted) when a replica is still unplaced
+    after ``cluster.placement_timeout_s``."""
+    cfg.cluster.validate_roles(cfg)
+    strategy = cfg.cluster.service_strategy
     serve.start(http_options={"host": "127.0.0.1"})
-    judge = serve.run(JudgeService.options(**deployment_options(cfg.judge.scaling)).bind(cfg),
-                      name=f"{app_prefix}-judge", route_prefix=None)
-    consistency = serve.run(ConsistencyService.options(**deployment_options(cfg.consistency.scaling)).bind(cfg),
-                            name=f"{app_prefix}-consistency", route_prefix=None)
-    return judge, consistency
+    services = {f"{app_prefix}-judge": (JudgeService, "judge", cfg.judge.scaling),
+                f"{app_prefix}-consistency": (ConsistencyService, "consistency", cfg.consistency.scaling)}
+    targets = [serve.RunTarget(service.options(**deployment_options(scaling, strategy)).bind(cfg), name=app,
+                               route_prefix=None) for app, (service, _, scaling) in services.items()]
+    handles = serve.run_many(targets, wait_for_ingress_deployment_creation=False,
+                             wait_for_applications_running=False)
+    try:
+        wait_until_running({app: (role, scaling) for app, (_, role, scaling) in services.items()}, strategy,
+                           cfg.cluster.placement_timeout_s)
+    except BaseException:
+        stop_services(app_prefix)
+        raise
+    return tuple(handles)
+
+
+def stop_services(app_prefix: str = "edit-rl") -> None:
+    """Delete both services' applications (and with them their replicas' placement groups);
+    a missing one is skipped."""
+    deployed = serve.status().applications
+    for app in (f"{app_prefix}-judge", f"{app_prefix}-consistency"):
+        if app in deployed:
+            serve.delete(app)
+
+
+def wait_until_running(apps: dict[str, tuple[str, ServiceScaling]], strategy: str, placement_timeout_s: float,
+                       poll_s: float = 0.5) -> None:
+    """Wait for Serve applications (name -> (role, scaling)) to run. RuntimeError if one fails
+    to deploy; PlacementError if after ``placement_timeout_s`` one still has a replica waiting for
+    its placement group (replicas placed but still loading their model are waited for)."""
+    deadline = time.monotonic() + placement_timeout_s
+    pending = dict(apps)
+    while pending:
+        statuses = serve.status().applications
+        for app in list(pending):
+            status = statuses.get(app)
+            if status is None:
+                continue
+            if status.status == "RUNNING":
+                del pending[app]
+            elif status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+                details = "; ".join(d.message for d in status.deployments.values() if d.message)
+                raise RuntimeError(f"Serve application {app!r} failed to deploy ({status.status}): "
+                                   f"{status.message or details}")
+        if pending and time.monotonic() > deadline:
+            waiting = {app: n for app in pending if (n := unplaced_replicas(app))}
+            if waiting:
+                app, n = next(iter(waiting.items()))
+                role, scaling = pending[app]
+                bundles = [service_bundle(scaling)] * scaling.min_replicas
+                raise PlacementError(
+                    f"{role} replicas: {n} of {scaling.min_replicas} not placed after {placement_timeout_s:g} s "
+                    f"(Serve application {app!r}): asked one bundle per replica, "
+                    f"{describe_request(bundles, strategy)}; {cluster_report(service_bundle(scaling))}. "
+                    f"Lower {role}.scaling.num_cpus / num_gpus or min_replicas, or add nodes. (On an autoscaling "
+                    f"cluster raise cluster.placement_timeout_s to wait for new nodes.)")
+        if pending:
+            time.sleep(poll_s)

@@ -28,8 +28,9 @@ import ray
 
 from actors.dispatch import rollout_seed
 from actors.eval_dispatch import EvalDispatcher, EvalRequest, ScoredTrajectory
-from actors.rollout_worker import ChainInput, RolloutRequest, RolloutWorker
-from actors.scoring_services import start_services
+from actors.placement import RolePlacement
+from actors.rollout_worker import ChainInput, RolloutRequest, start_rollout_workers
+from actors.scoring_services import start_services, stop_services
 from edit_rl.config import Config
 from edit_rl.data import EditChain, RowError, turn_specs
 from edit_rl.evaluation import EvalData, TurnRecord, load_eval_chains, turn_succeeded
@@ -69,11 +70,14 @@ class Evaluator:
     def __init__(self, cfg: Config, lora_state: Optional[dict] = None):
         self.cfg = cfg
         self.data: EvalData = load_eval_chains(cfg.evaluation, cfg.data)
-        restart = {"max_restarts": cfg.cluster.max_restarts, "max_task_retries": 0}
-        self.workers = [RolloutWorker.options(num_cpus=cfg.cluster.rollout_num_cpus,
-                                              num_gpus=cfg.cluster.rollout_num_gpus, **restart)
-                        .remote(cfg, i) for i in range(cfg.rollout.num_workers)]
-        judge, consistency = start_services(cfg, app_prefix=APP_PREFIX)
+        # The rollout workers' own placement group (cluster.rollout_strategy; no learner here).
+        self.placement = RolePlacement(cfg, learner=False)
+        try:
+            self.workers = start_rollout_workers(cfg, self.placement.rollout)
+            judge, consistency = start_services(cfg, app_prefix=APP_PREFIX)
+        except BaseException:
+            self.placement.remove()
+            raise
         self.dispatcher = EvalDispatcher(self.workers, judge, consistency)
         self.weights = (1, [ray.put(lora_state)]) if lora_state is not None else (BASE_WEIGHTS_VERSION, [])
         self.errors: list[RowError] = list(self.data.errors)
@@ -189,10 +193,8 @@ class Evaluator:
                       for chain_id, samples in rows.items() if samples]
 
     def close(self) -> None:
-        """Release the evaluation's workers and services (the Ray cluster itself stays)."""
-        from ray import serve
-
+        """Release the evaluation's workers, services and placement group (the Ray cluster itself stays)."""
         for worker in self.workers:
             ray.kill(worker, no_restart=True)
-        for app in ("judge", "consistency"):
-            serve.delete(f"{APP_PREFIX}-{app}")
+        stop_services(APP_PREFIX)
+        self.placement.remove()

@@ -29,8 +29,9 @@ import torch
 from actors.dispatch import PendingStep, RolloutDispatcher
 from actors.learner import LearnerGroup, LearnerRankError
 from actors.metrics import RayMetrics
-from actors.rollout_worker import ChainInput, RolloutWorker
-from actors.scoring_services import start_services
+from actors.placement import RolePlacement
+from actors.rollout_worker import ChainInput, start_rollout_workers
+from actors.scoring_services import start_services, stop_services
 from edit_rl.buffer import GroupAssembler, build_training_batch, shard_samples
 from edit_rl.config import Config
 from edit_rl.data import ChainSampler, load_training_chains, turn_specs
@@ -49,13 +50,18 @@ class Trainer:
         self.ban = PromptBanList()
         self.assembler = GroupAssembler(cfg.rollout.group_size, cfg.rollout.num_turns)
         self.sampling_adapter = "old" if cfg.objective.name == "nft" else "default"
-        restart = {"max_restarts": cfg.cluster.max_restarts, "max_task_retries": 0}
-        self.workers = [RolloutWorker.options(num_cpus=cfg.cluster.rollout_num_cpus,
-                                              num_gpus=cfg.cluster.rollout_num_gpus, **restart)
-                        .remote(cfg, i) for i in range(cfg.rollout.num_workers)]
-        judge, consistency = start_services(cfg)
-        self.dispatcher = RolloutDispatcher(cfg, self.workers, judge, consistency)
-        self.learners = LearnerGroup(cfg)
+        # Placement groups first (cluster.*: separate or co-located rollout / learner groups); the
+        # learner group is rebuilt in the same bundles after a rank failure.
+        self.placement = RolePlacement(cfg)
+        try:
+            self.workers = start_rollout_workers(cfg, self.placement.rollout)
+            judge, consistency = start_services(cfg)
+            self.dispatcher = RolloutDispatcher(cfg, self.workers, judge, consistency)
+            self.learners = LearnerGroup(cfg, self.placement.learner)
+        except BaseException:
+            self.placement.remove()  # also stops the workers (and ranks) already in it
+            stop_services()
+            raise
         self.step = 0
         self.version = 0
         self.weights_ref = None
@@ -101,7 +107,7 @@ class Trainer:
                 log.error("step %d failed: %s; rebuilding the learner group and resuming from the last "
                           "checkpoint (recovery %d of %d)", self.step, err, recoveries, self.cfg.cluster.max_restarts)
                 self.learners.shutdown()
-                self.learners = LearnerGroup(self.cfg)
+                self.learners = LearnerGroup(self.cfg, self.placement.learner)
                 self.assembler = GroupAssembler(self.cfg.rollout.group_size, self.cfg.rollout.num_turns)
                 self.pending = None
                 resume_step = self._load_checkpoint(self._checkpoints()[-1])
@@ -149,14 +155,12 @@ class Trainer:
             logger.close()
 
     def close(self) -> None:
-        """Release the run's actors and services (the Ray cluster itself stays)."""
-        from ray import serve
-
+        """Release the run's actors, services and placement groups (the Ray cluster itself stays)."""
         self.learners.shutdown()
         for worker in self.workers:
             ray.kill(worker, no_restart=True)
-        for app in ("edit-rl-judge", "edit-rl-consistency"):
-            serve.delete(app)
+        stop_services()
+        self.placement.remove()
 
     # ------------------------------------------------------------------ samples
     def _save_samples(self, logger: RunLogger, step: int, outcome) -> None:

@@ -34,7 +34,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for item in overrides or []:
         key, value = parse_override(item)
         _set_dotted(tree, key, value)
-    return build(Config, tree, prefix="").validate()
+    cfg = build(Config, tree, prefix="").validate()
+    return cfg
 
 
 def parse_override(item: str) -> tuple[str, Any]:

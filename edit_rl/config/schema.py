@@ -255,13 +255,15 @@ class ConsistencyConfig:
 
 @dataclass
 class LearnerConfig:
-    """LoRA-only training on N ranks (FSDP2 by default, DeepSpeed ZeRO-2 by config; ZeRO-3 is
-    refused: on this stack it kept only the last backward of an accumulated step). A step's kept
-    samples are sharded into equal numbers of micro-batches per rank; their gradients accumulate
-    into ``optimizer_steps_per_step`` optimizer steps."""
+    """LoRA-only training on N ranks (FSDP2 by default, DeepSpeed ZeRO-2 or ZeRO-3 by config). A
+    step's kept samples are sharded into equal numbers of micro-batches per rank; their gradients
+    accumulate into ``optimizer_steps_per_step`` optimizer steps. ZeRO-3 partitions the frozen
+    base too, except parameters of at most ``zero3_persistence_threshold`` elements, which stay
+    whole on every rank (DeepSpeed's ``stage3_param_persistence_threshold``; 0 partitions all)."""
 
     backend: Literal["fsdp2", "deepspeed"] = "fsdp2"
     zero_stage: Literal[2, 3] = 2
+    zero3_persistence_threshold: int = 100_000
     num_ranks: int = 8
     lr: float = 3e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
@@ -280,9 +282,8 @@ class LearnerConfig:
         _check(self.weight_decay >= 0, f"{prefix}.weight_decay", "must be >= 0")
         _check(self.grad_clip > 0, f"{prefix}.grad_clip", "must be > 0")
         _check(self.optimizer_steps_per_step >= 1, f"{prefix}.optimizer_steps_per_step", "must be >= 1")
-        _check(self.backend != "deepspeed" or self.zero_stage == 2, f"{prefix}.zero_stage",
-               "3 is not supported: with several backward passes per optimizer step ZeRO-3 kept only the "
-               "last one's gradient on this stack (use 2, or backend=fsdp2 which shards parameters)")
+        _check(self.zero_stage in (2, 3), f"{prefix}.zero_stage", f"must be 2 or 3, got {self.zero_stage}")
+        _check(self.zero3_persistence_threshold >= 0, f"{prefix}.zero3_persistence_threshold", "must be >= 0")
         _check(self.micro_batch_size >= 1, f"{prefix}.micro_batch_size", "must be >= 1")
 
 
@@ -354,18 +355,76 @@ class TrainerConfig:
 
 @dataclass
 class ClusterConfig:
-    """Where the driver connects and how roles are placed."""
+    """Where the driver connects and how roles are placed (actors/placement.py).
+
+    Every role reserves its resources as Ray placement-group bundles before its actors start:
+
+    * learner ranks: one bundle per rank {CPU: learner.num_cpus_per_rank, GPU: num_gpus_per_rank},
+      strategy ``placement_strategy``;
+    * rollout workers (training and evaluation): one bundle per worker {CPU: rollout_num_cpus,
+      GPU: rollout_num_gpus}, strategy ``rollout_strategy``; a worker Ray restarts
+      (``max_restarts``) comes back into its own bundle;
+    * ``colocate_rollout_and_learner``: one group for both instead, placed with
+      ``placement_strategy``; bundle i holds learner rank i's and rollout worker i's resources
+      (summed), so that pair always shares a node (a bundle never spans nodes), and with
+      fractional GPUs summing to 1 (e.g. 0.5 + 0.5) the pair shares one GPU. Ranks or workers
+      beyond the pairs get bundles of their own in the same group. Nothing more is promised: which
+      nodes the pairs land on is the strategy's (STRICT_PACK: all on one node; PACK: as few nodes
+      as fit; SPREAD / STRICT_SPREAD: pairs across nodes);
+    * Serve replicas (judge, consistency): each replica its own group of one bundle {CPU:
+      scaling.num_cpus, GPU: scaling.num_gpus} with strategy ``service_strategy``, made and
+      removed by Serve as it scales between min_replicas and max_replicas (with one bundle per
+      replica the strategy only matters once a replica asks for several).
+
+    A group not placed within ``placement_timeout_s`` (at startup) fails with an error naming the
+    role, the resources it asked and the cluster's; on an autoscaling cluster allow for new nodes
+    to boot.
+    """
+
+    STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")  # Ray's placement-group strategies
 
     address: Optional[str] = None  # None: start (or join) a local Ray
-    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"  # learner ranks
+    rollout_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    service_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    colocate_rollout_and_learner: bool = False
+    placement_timeout_s: float = 600.0
     rollout_num_cpus: float = 1.0
     rollout_num_gpus: float = 1.0
     max_restarts: int = 3
 
     def validate(self, prefix: str = "cluster") -> None:
+        for name in ("placement_strategy", "rollout_strategy", "service_strategy"):
+            value = getattr(self, name)
+            _check(value in self.STRATEGIES, f"{prefix}.{name}",
+                   f"unknown placement-group strategy {value!r}; one of {list(self.STRATEGIES)}")
         _check(self.rollout_num_cpus >= 0 and self.rollout_num_gpus >= 0, f"{prefix}.rollout_num_cpus",
                "resources must be >= 0")
+        _check(self.rollout_num_cpus > 0 or self.rollout_num_gpus > 0, f"{prefix}.rollout_num_cpus",
+               "rollout_num_cpus and rollout_num_gpus are both 0: a rollout worker's placement-group bundle "
+               "must reserve some resource")
+        _check(self.placement_timeout_s > 0, f"{prefix}.placement_timeout_s",
+               f"must be > 0 seconds, got {self.placement_timeout_s}")
+        _check(not self.colocate_rollout_and_learner or self.rollout_strategy == self.placement_strategy,
+               f"{prefix}.rollout_strategy",
+               f"{self.rollout_strategy!r} cannot apply with colocate_rollout_and_learner=true: the rollout "
+               f"workers then share the learner ranks' placement group, placed with {prefix}.placement_strategy="
+               f"{self.placement_strategy!r}; set both to the same strategy")
         _check(self.max_restarts >= -1, f"{prefix}.max_restarts", "must be >= -1 (-1: unlimited)")
+
+    def validate_roles(self, cfg: "Config", prefix: str = "cluster") -> None:
+        """Checks across sections: every role's placement-group bundle must reserve something
+        (Ray refuses an all-zero bundle). Run by load_config and before any group is reserved."""
+        self.validate(prefix)
+        lc = cfg.learner
+        _check(lc.num_cpus_per_rank > 0 or lc.num_gpus_per_rank > 0, "learner.num_cpus_per_rank",
+               "num_cpus_per_rank and num_gpus_per_rank are both 0: a learner rank's placement-group bundle "
+               "must reserve some resource")
+        for name in ("judge", "consistency"):
+            scaling = getattr(cfg, name).scaling
+            _check(scaling.num_cpus > 0 or scaling.num_gpus > 0, f"{name}.scaling.num_cpus",
+                   f"num_cpus and num_gpus are both 0: each {name} replica reserves a placement-group bundle "
+                   f"(cluster.service_strategy), which must hold some resource")
 
 
 @dataclass
@@ -393,6 +452,7 @@ class Config:
         for name in ("editor", "lora", "sampler", "rollout", "objective", "reward", "filter",
                      "judge", "consistency", "learner", "data", "trainer", "evaluation", "cluster"):
             getattr(self, name).validate(name)
+        self.cluster.validate_roles(self)  # placement across sections (learner, rollout, services)
         # Cross-section rules.
         if self.objective.name == "grpo":
             _check(self.sampler.method == "sde", "sampler.method",

@@ -55,12 +55,21 @@ def test_int_given_for_float_is_accepted_and_converted():
     ("learner.lr.x=1", "learner.lr: expected a number, got {'x': 1}"),
     ("judge.scaling.min_replicas=5", "judge.scaling.min_replicas: must satisfy"),
     ("noequals", "must look like key.subkey=value"),
-    ("learner.backend=deepspeed learner.zero_stage=3", "learner.zero_stage: 3 is not supported"),
+    ("learner.backend=deepspeed learner.zero_stage=1", "learner.zero_stage: 1 is not one of [2, 3]"),
+    ("learner.zero3_persistence_threshold=-1", "learner.zero3_persistence_threshold: must be >= 0"),
 ])
 def test_bad_values_name_the_key(override, fragment):
     with pytest.raises(ConfigError) as err:
         load_config(None, override.split(" "))
     assert fragment in str(err.value)
+
+
+
+def test_deepspeed_zero3_is_accepted():
+    cfg = load_config(None, ["learner.backend=deepspeed", "learner.zero_stage=3",
+                             "learner.zero3_persistence_threshold=0"])
+    assert (cfg.learner.zero_stage, cfg.learner.zero3_persistence_threshold) == (3, 0)
+    assert load_config().learner.zero3_persistence_threshold == 100_000  # DeepSpeed's default
 
 
 def test_cross_section_rule_grpo_needs_sde():
