@@ -1,5 +1,5 @@
 """The learner: per-turn training payloads, micro-batches, and one rank's DiffusionNFT / Flow-GRPO
-training on the editor's LoRA under FSDP2 or DeepSpeed ZeRO-2 (no Ray here; actors/learner.py
+training on the editor's LoRA under FSDP2 or DeepSpeed ZeRO-2/3 (no Ray here; actors/learner.py
 wraps it).
 
 * :mod:`edit_rl.training.turn_sample` -- `TurnSample` (what a rollout worker puts in the object

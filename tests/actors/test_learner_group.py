@@ -1,6 +1,7 @@
 """Learner ranks as Ray actors on a real local Ray (2 CPUs): FSDP2 over gloo and DeepSpeed ZeRO-2
-with two ranks against one process on the same data, a world-size independent checkpoint, and a
-dead rank failing the step loudly."""
+and ZeRO-3 with two ranks against one process on the same data (ZeRO-3 with every parameter
+partitioned and three micro-batches accumulated per update), a world-size independent checkpoint,
+exact DeepSpeed resumes, and a dead rank failing the step loudly."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from edit_rl.buffer.training_batch import TrainingSample
 from edit_rl.config.schema import Config, EditorConfig, LearnerConfig, LoRAConfig, SamplerConfig
 from edit_rl.editors.load import load_editor
 from edit_rl.editors.rollout import rollout_chains
+from edit_rl.objectives.old_policy import old_policy_decay
 from edit_rl.training.learner import Learner
 from edit_rl.training.micro_batch import build_micro_batch
 from edit_rl.training.turn_sample import split_rollout
@@ -23,14 +25,15 @@ from edit_rl.training.turn_sample import split_rollout
 ADVANTAGES, RS = [1.0, -1.0, 0.5], [1.0, 0.0, 0.6]
 
 
-def config(backend: str = "fsdp2", num_ranks: int = 2) -> Config:
+def config(backend: str = "fsdp2", num_ranks: int = 2, zero_stage: int = 2, micro_batch_size: int = 2) -> Config:
     cfg = Config()
     cfg.editor = EditorConfig(family="flux_kontext", name_or_path="tiny/flux-kontext", dtype="float32",
                               resolution=32, max_sequence_length=16, gradient_checkpointing=False)
     cfg.lora = LoRAConfig(rank=2, alpha=4)
     cfg.sampler = SamplerConfig(method="sde", num_steps=3)
-    cfg.learner = LearnerConfig(backend=backend, zero_stage=2, num_ranks=num_ranks, lr=1e-2, micro_batch_size=2,
-                                num_cpus_per_rank=1, num_gpus_per_rank=0)
+    cfg.learner = LearnerConfig(backend=backend, zero_stage=zero_stage, num_ranks=num_ranks, lr=1e-2,
+                                micro_batch_size=micro_batch_size, num_cpus_per_rank=1, num_gpus_per_rank=0,
+                                zero3_persistence_threshold=0)  # ZeRO-3: partition even the tiny model's weights
     return cfg.validate()
 
 
@@ -65,7 +68,8 @@ def one_process(samples) -> tuple[Learner, dict[str, float]]:
     return learner, learner.train_step(batches, step=0)
 
 
-def check_against_one_process(group: LearnerGroup, metrics: dict[str, float], one_process) -> None:
+def check_against_one_process(group: LearnerGroup, metrics: dict[str, float], one_process,
+                              micro_batches: int = 2) -> None:
     reference, ref_metrics = one_process
     states = group.lora_states()
     assert states[0].keys() == states[1].keys()
@@ -75,7 +79,7 @@ def check_against_one_process(group: LearnerGroup, metrics: dict[str, float], on
     old, expected_old = group.lora_state("old"), reference.lora_state("old")  # what NFT rollouts sample with
     assert max(float((old[k] - expected_old[k]).abs().max()) for k in expected_old) < 1e-6
     assert metrics["num_samples"] == ref_metrics["num_samples"] == 6
-    assert metrics["num_micro_batches"] == 2 and ref_metrics["num_micro_batches"] == 3
+    assert metrics["num_micro_batches"] == micro_batches and ref_metrics["num_micro_batches"] == 3
     for name in ("loss", "policy_loss", "kl_loss", "r_mean", "old_deviation"):
         assert metrics[name] == pytest.approx(ref_metrics[name], rel=1e-6, abs=1e-12), name
     assert metrics["grad_norm"] == pytest.approx(ref_metrics["grad_norm"], rel=1e-5)
@@ -128,5 +132,48 @@ def test_deepspeed_zero2_two_ranks_skip_nonfinite_resume_and_a_dead_rank_fails_t
         assert failure.value.rank == 1 and group.actors == []  # the survivors were stopped too
         with pytest.raises(RuntimeError, match="failed earlier"):
             group.lora_state()
+    finally:
+        group.shutdown()
+
+
+def same_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_deepspeed_zero3_two_ranks_accumulate_micro_batches_like_one_process_skip_and_resume(
+        samples, one_process, tmp_path):
+    group = LearnerGroup(config("deepspeed", zero_stage=3, micro_batch_size=1))
+    try:
+        sharded = shard_samples(samples, 2, 1)  # 3 micro-batches of 1 per rank: 3 backwards per update
+        metrics = group.train_step(sharded, step=0)
+        check_against_one_process(group, metrics, one_process, micro_batches=3)
+        trained = group.lora_state()
+        group.save_checkpoint(str(tmp_path))
+        assert sorted(f.name for f in (tmp_path / "learner").glob("zero_pp_rank_*_model_states.pt")) == [
+            "zero_pp_rank_0_mp_rank_00_model_states.pt", "zero_pp_rank_1_mp_rank_00_model_states.pt"]  # ZeRO-3's
+
+        payload = ray.get(samples[1].payload)
+        nan_payload = ray.put(dataclasses.replace(payload, x0=torch.full_like(payload.x0, float("nan"))))
+        poisoned = [dataclasses.replace(s, payload=nan_payload) if i == 1 else s for i, s in enumerate(samples)]
+        metrics = group.train_step(shard_samples(poisoned, 2, 1), step=1)  # the NaN is on one rank only
+        assert metrics["skipped_nonfinite"] == 1 and metrics["optimizer_steps"] == 0
+        assert all(same_states(s, trained) for s in group.lora_states())
+        assert same_states(group.lora_state("old"), trained)  # decay(0) = 0: old = theta after step 0
+
+        metrics = group.train_step(sharded, step=300)
+        default, old = group.lora_state(), group.lora_state("old")
+        decay = old_policy_decay(300, 1)
+        assert metrics["optimizer_steps"] == 1 and metrics["old_decay"] == decay == pytest.approx(0.3)
+        assert max(float((old[k] - (decay * trained[k] + (1 - decay) * default[k])).abs().max())
+                   for k in old) < 1e-6  # the soft update of the partitioned old adapter
+
+        group.load_checkpoint(str(tmp_path))
+        assert all(same_states(s, trained) for s in group.lora_states())
+        assert same_states(group.lora_state("old"), trained)
+        resumed = group.train_step(sharded, step=300)
+        # the same update as after the skipped step: the skip left no gradient behind
+        assert {k: v for k, v in resumed.items() if k != "total_skipped_nonfinite"} == {
+            k: v for k, v in metrics.items() if k != "total_skipped_nonfinite"}
+        assert same_states(group.lora_state(), default) and same_states(group.lora_state("old"), old)
     finally:
         group.shutdown()
