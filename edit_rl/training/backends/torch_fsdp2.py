@@ -1,8 +1,9 @@
 """FSDP2 (``torch.distributed.fsdp.fully_shard``) on the transformer, AdamW on the LoRA weights.
 
-With a process group, every block of the transformer's block lists and then the root are
-sharded (FSDP2 averages gradients over the ranks in backward); without one (a single process)
-the module is left as it is. Checkpoints use torch.distributed.checkpoint's full state dicts
+With a process group of two or more ranks, every block of the transformer's block lists and then
+the root are sharded (FSDP2 averages gradients over the ranks in backward); with one rank (or no
+process group) the module is left as it is: sharding over one rank only adds all-gathers and
+DTensor dispatch to every block (benchmarks/RESULTS.md measured it in the learner stage). Checkpoints use torch.distributed.checkpoint's full state dicts
 (FQN keys, full tensors), so one written by R ranks loads on any number of ranks.
 """
 
@@ -48,7 +49,7 @@ class TorchBackend(Backend):
     def __init__(self, transformer: nn.Module, cfg: LearnerConfig, device: torch.device) -> None:
         self.transformer = transformer
         self.cfg = cfg
-        self.sharded = dist.is_distributed()
+        self.sharded = dist.is_distributed() and dist.world_size() > 1
         if self.sharded:
             shard_transformer(transformer, device)
         self.params = trainable_parameters(transformer)  # after sharding: the DTensor parameters

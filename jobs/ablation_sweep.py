@@ -1,0 +1,620 @@
+"""Ablations of MT-EditFlow's reward design on the shapes world, several seeds each, mean ± std.
+
+    python -m jobs.ablation_sweep [--variants all | a,b,...] [--seeds 0,1,2] [--out results/ablations]
+                                  [--config jobs/configs/shapes_nft.yaml] [--address ADDR] [key=value ...]
+
+For every (variant, seed) it trains the shipped base editor "shapes/base" with ``jobs.train`` (the
+preset plus the variant's overrides plus ``trainer.seed=S``) and evaluates the final LoRA with
+``jobs.evaluate`` (multi-turn mode: the table only reads it); the base editor is evaluated once
+(same chains, same seed, same sampler: deterministic). The variants (``VARIANTS``) and the groups
+they are compared in (``GROUPS``; ``mt-editflow``, the preset as is, is every group's reference):
+
+* IF reward: fine-grained average (``mt-editflow``) vs ``binary-avg`` vs ``binary-and``;
+* fusion: advantage level vs ``reward-fusion``;
+* advantage: broadcast vs ``per-turn-adv``;
+* objective: NFT vs ``grpo`` (Flow-GRPO on the SDE sampler, same 3 of 8 trained steps);
+* the CC weight lambda: ``lambda-0``, 0.15 (``mt-editflow``), ``lambda-0.5``, ``lambda-1``,
+  ``lambda-3`` (large lambda: the consistency-hacking regime, CC bought with IF).
+
+``key=value`` overrides apply to every run and to the base evaluation (the variant's own keys and
+the seed come after them, so they win). The sweep is resumable: a (variant, seed) whose
+``runs/<variant>/seed<S>/eval/`` holds report.md and scores.parquet is skipped, a finished
+training run is evaluated without retraining, one cut short resumes from its last checkpoint. The
+results are re-aggregated from everything on disk after each run (so subsets run one after
+another add up), into --out:
+
+    ablations.md       the regenerating command, the settings, one table per group (base first),
+                       a reading of each group computed from the numbers
+    ablations.json     every run's numbers and the per-variant mean / std / n
+    reward_curves.png  training IF and CC reward per step, mean over seeds, one row per group
+    per_turn_bars.png  EdiVal-O per turn per variant (mean over seeds)
+    runs/              base/eval/, <variant>/seed<S>/{<variant>-seed<S>-<time>/, eval/, timing.json}
+                       (checkpoints pruned to the final LoRA once evaluated)
+
+A --out with results refuses other --config / overrides (the runs would not compare).
+
+Time, measured on this 2-core machine (shared with a pre-training job, load average 2-10) by running
+``--variants mt-editflow --seeds 0`` at the preset's settings and reading its timing.json and the
+run's metrics.jsonl (``timing/step_s``): one (variant, seed) took 21.4 min, i.e. training 20.4 min
+(30 steps of 8 groups x 8 trajectories x 3 turns at 39.5 s mean, 25-53 s, plus about 40 s of start-up)
+and evaluation 1.0 min (100 held-out chains, multi-turn); the base evaluation 1.8 min. The full
+default sweep (10 variants x 3 seeds) is therefore about 11 hours here. Estimates for about two hours,
+from those numbers (about 1.7 min fixed per run + 40 s per step): ``trainer.num_steps=10`` with 5
+variants (e.g. ``--variants mt-editflow,binary-and,reward-fusion,lambda-0,lambda-3``) x 3 seeds is
+15 runs of about 8.5 min; all 30 runs at ``trainer.num_steps=10`` about 4 hours. GRPO steps were not
+timed separately.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "shapes_nft.yaml"
+DEFAULT_OUT = "results/ablations"
+MODE = "multi_turn"
+REFERENCE = "mt-editflow"
+FINAL_WINDOW = 5  # "final training reward": mean of the last 5 logged steps (one step is 64 trajectories)
+# Applied before the user's overrides: the table reads the multi-turn mode only (half the evaluation time).
+SWEEP_DEFAULTS: tuple[str, ...] = ("evaluation.modes=[multi_turn]",)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    title: str
+    variants: tuple[str, ...]
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(REFERENCE, "the preset: fine-grained average IF, advantage-level fusion, broadcast advantage, "
+                       "lambda 0.15, NFT"),
+    Variant("binary-avg", "IF = average of per-turn binary successes", ("reward.if_strategy=binary_avg",)),
+    Variant("binary-and", "IF = 1 only if every turn succeeds", ("reward.if_strategy=binary_and",)),
+    Variant("reward-fusion", "IF and CC fused at reward level (one advantage of IF + lambda CC)",
+            ("reward.fusion=reward",)),
+    Variant("per-turn-adv", "one advantage per turn instead of the trajectory's broadcast",
+            ("reward.advantage_mode=per_turn",)),
+    Variant("grpo", "Flow-GRPO on SDE rollouts (training 3 of 8 steps, as NFT)",
+            ("objective.name=grpo", "sampler.method=sde", "objective.grpo.timestep_fraction=0.375")),
+    Variant("lambda-0", "CC weight 0 (IF only)", ("reward.cc_weight=0",)),
+    Variant("lambda-0.5", "CC weight 0.5", ("reward.cc_weight=0.5",)),
+    Variant("lambda-1", "CC weight 1", ("reward.cc_weight=1",)),
+    Variant("lambda-3", "CC weight 3", ("reward.cc_weight=3",)),
+)
+GROUPS: tuple[Group, ...] = (
+    Group("if-strategy", "IF reward: fine-grained average vs binary average vs binary AND",
+          (REFERENCE, "binary-avg", "binary-and")),
+    Group("fusion", "Fusion: advantage level vs reward level", (REFERENCE, "reward-fusion")),
+    Group("advantage", "Advantage: trajectory advantage broadcast vs per turn", (REFERENCE, "per-turn-adv")),
+    Group("objective", "Objective: DiffusionNFT vs Flow-GRPO", (REFERENCE, "grpo")),
+    Group("lambda", "CC weight lambda (consistency hacking at large lambda)",
+          ("lambda-0", REFERENCE, "lambda-0.5", "lambda-1", "lambda-3")),
+)
+BY_NAME = {v.name: v for v in VARIANTS}
+
+
+# ---------------------------------------------------------------- numbers (pure)
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation (ddof 1; 0 for a single value) of n values."""
+
+    mean: float
+    std: float
+    n: int
+
+    def fmt(self, digits: int = 1) -> str:
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+
+def mean_std(values: Sequence[Optional[float]]) -> Optional[Stat]:
+    """The Stat of the values that are not None (nor NaN); None when there are none."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return None
+    return Stat(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals))
+
+
+def _mean(values: Sequence[Any]) -> Optional[float]:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return statistics.fmean(vals) if vals else None
+
+
+def reward_curves(rows: Sequence[dict]) -> tuple[list[Optional[float]], list[Optional[float]]]:
+    """Per logged step of a metrics.jsonl: the training IF reward (judge's raw scale, mean over
+    turns) and CC (0-1, mean over turns); None where the step logged none."""
+    if_curve, cc_curve = [], []
+    for row in sorted(rows, key=lambda r: r["step"]):
+        reward = row.get("reward") or {}
+        if_curve.append(_mean(reward.get("if_turn") or []))
+        cc_curve.append(_mean(reward.get("cc_turn") or []))
+    return if_curve, cc_curve
+
+
+def final_value(curve: Sequence[Optional[float]], window: int = FINAL_WINDOW) -> Optional[float]:
+    """Mean of the last ``window`` values of a curve that are not None."""
+    vals = [v for v in curve if v is not None]
+    return statistics.fmean(vals[-window:]) if vals else None
+
+
+def mean_curve(curves: Sequence[Sequence[Optional[float]]]) -> list[Optional[float]]:
+    """Step-wise mean over seeds (curves of different lengths: the seeds that reached the step)."""
+    length = max((len(c) for c in curves), default=0)
+    return [_mean([c[i] for c in curves if i < len(c)]) for i in range(length)]
+
+
+@dataclass
+class RunResult:
+    """One evaluated run's numbers (percent unless said); the base has no seed and no training."""
+
+    variant: str
+    seed: Optional[int]
+    overall: list[Optional[float]]
+    edival_if: list[float]
+    cc: list[Optional[float]]
+    marginal: list[float]
+    drop: float
+    num_chains: int
+    train_if: Optional[float] = None  # judge's 1-5 scale, mean over turns, last FINAL_WINDOW steps
+    train_cc: Optional[float] = None  # 0-1
+    cc_weight: Optional[float] = None
+    if_curve: list[Optional[float]] = field(default_factory=list)
+    cc_curve: list[Optional[float]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    variant: str
+    seeds: tuple[int, ...]
+    overall: tuple[Optional[Stat], ...]  # per turn
+    last_if: Optional[Stat]
+    last_cc: Optional[Stat]
+    last_marginal: Optional[Stat]
+    drop: Optional[Stat]
+    train_if: Optional[Stat]
+    train_cc: Optional[Stat]  # percent
+    cc_weight: Optional[float]
+
+
+def aggregate(runs: Sequence[RunResult]) -> VariantStats:
+    """Mean / std over the runs (seeds) of one variant."""
+    turns = max(len(r.overall) for r in runs)
+    weights = {r.cc_weight for r in runs if r.cc_weight is not None}
+    return VariantStats(
+        variant=runs[0].variant, seeds=tuple(sorted(r.seed for r in runs if r.seed is not None)),
+        overall=tuple(mean_std([r.overall[t] if t < len(r.overall) else None for r in runs]) for t in range(turns)),
+        last_if=mean_std([r.edival_if[-1] for r in runs]), last_cc=mean_std([r.cc[-1] for r in runs]),
+        last_marginal=mean_std([r.marginal[-1] for r in runs]), drop=mean_std([r.drop for r in runs]),
+        train_if=mean_std([r.train_if for r in runs]),
+        train_cc=mean_std([None if r.train_cc is None else 100.0 * r.train_cc for r in runs]),
+        cc_weight=weights.pop() if len(weights) == 1 else None)
+
+
+def difference(a: Optional[Stat], b: Optional[Stat]) -> Optional[tuple[float, float, int]]:
+    """a - b, the standard error of that difference sqrt(sa^2/na + sb^2/nb), and min(na, nb)."""
+    if a is None or b is None:
+        return None
+    return a.mean - b.mean, math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n), min(a.n, b.n)
+
+
+def _versus(name: str, ref: str, diff: Optional[tuple[float, float, int]], what: str,
+            up: str = "above", down: str = "below") -> str:
+    if diff is None:
+        return f"{name}: no {what} to compare with {ref}"
+    d, se, n = diff
+    words = f"equal to {ref} in {what}" if d == 0 else \
+        f"{down if d < 0 else up} {ref} by {abs(d):.1f} ± {se:.1f} points of {what}"
+    if n < 2:
+        noise = "one seed: no error estimate"
+    elif se == 0:
+        noise = "no seed-to-seed spread"
+    else:
+        noise = "beyond 2 standard errors" if abs(d) > 2 * se else "within 2 standard errors: not distinguishable"
+    return f"{name} {words} ({noise})"
+
+
+def group_reading(group: Group, stats: dict[str, VariantStats]) -> str:
+    """One line on a group, from the numbers: each variant against the reference (T-last EdiVal-O
+    and the T1 -> T-last drop, ± the standard error of the difference), or for the lambda group
+    how training IF / CC and evaluation IF / CC move as lambda grows and where EdiVal-O peaks."""
+    present = [stats[v] for v in group.variants if v in stats]
+    if not present:
+        return "no finished runs yet."
+    if group.name == "lambda":
+        return _lambda_reading(present)
+    ref = stats.get(REFERENCE)
+    if ref is None:
+        return f"no {REFERENCE} runs yet to compare with."
+    parts = []
+    for s in present:
+        if s.variant == REFERENCE:
+            continue
+        last = len(s.overall)
+        parts.append(_versus(s.variant, REFERENCE, difference(s.overall[-1], ref.overall[-1]), f"T{last} EdiVal-O")
+                     + "; " + _versus("its drop", "the reference's", difference(s.drop, ref.drop),
+                                      f"T1->T{last} marginal drop", up="larger than", down="smaller than"))
+    return ". ".join(parts) + "." if parts else f"only {REFERENCE} has finished runs."
+
+
+def _trend(stats: Sequence[VariantStats], attr: str, fmt: str) -> str:
+    first, last = getattr(stats[0], attr), getattr(stats[-1], attr)
+    return "-" if first is None or last is None else f"{fmt.format(first.mean)} -> {fmt.format(last.mean)}"
+
+
+def _lambda_reading(stats: Sequence[VariantStats]) -> str:
+    known = sorted((s for s in stats if s.cc_weight is not None), key=lambda s: s.cc_weight)
+    if len(known) < 2:
+        return "fewer than two lambdas finished."
+    lo, hi = known[0], known[-1]
+    line = (f"lambda {lo.cc_weight:g} -> {hi.cc_weight:g}: training IF {_trend(known, 'train_if', '{:.2f}')}, "
+            f"training CC {_trend(known, 'train_cc', '{:.1f}')}, eval T{len(hi.overall)} EdiVal-IF "
+            f"{_trend(known, 'last_if', '{:.1f}')}, EdiVal-CC {_trend(known, 'last_cc', '{:.1f}')}")
+    scored = [s for s in known if s.overall and s.overall[-1] is not None]
+    if scored:
+        best = max(scored, key=lambda s: s.overall[-1].mean)
+        line += f"; best T{len(best.overall)} EdiVal-O at lambda {best.cc_weight:g} ({best.overall[-1].fmt()})"
+    if all(x is not None for x in (lo.train_if, hi.train_if, lo.train_cc, hi.train_cc)):
+        hacking = hi.train_cc.mean > lo.train_cc.mean and hi.train_if.mean < lo.train_if.mean
+        line += (". Consistency hacking (CC up, IF down as lambda grows): "
+                 + ("seen in the training rewards" if hacking else "not seen in the training rewards"))
+    return line + "."
+
+
+# ---------------------------------------------------------------- markdown (pure)
+
+def _cell(stat: Optional[Stat], digits: int = 1) -> str:
+    return "-" if stat is None else stat.fmt(digits)
+
+
+def _base_cell(value: Optional[float], digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def group_table(group: Group, stats: dict[str, VariantStats], base: Optional[RunResult]) -> str:
+    turns = max([len(s.overall) for s in stats.values()] + [len(base.overall) if base else 0] + [1])
+    head = (["variant", "seeds", *(f"EdiVal-O T{t + 1}" for t in range(turns)), f"EdiVal-IF T{turns}",
+             f"EdiVal-CC T{turns}", f"marginal T{turns}", f"drop T1->T{turns}", "train IF (1-5)", "train CC"])
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    if base is not None:
+        lines.append("| " + " | ".join(["base", "-", *(_base_cell(o) for o in base.overall),
+                                        _base_cell(base.edival_if[-1]), _base_cell(base.cc[-1]),
+                                        _base_cell(base.marginal[-1]), _base_cell(base.drop), "-", "-"]) + " |")
+    for name in group.variants:
+        s = stats.get(name)
+        if s is None:
+            continue
+        lines.append("| " + " | ".join([name, f"{len(s.seeds)} ({','.join(map(str, s.seeds))})",
+                                        *(_cell(o) for o in s.overall), _cell(s.last_if), _cell(s.last_cc),
+                                        _cell(s.last_marginal), _cell(s.drop), _cell(s.train_if, 2),
+                                        _cell(s.train_cc)]) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(stats: dict[str, VariantStats], base: Optional[RunResult], command: str,
+                    settings: Sequence[str]) -> str:
+    out = ["# Ablations: MT-EditFlow reward design on the shapes world", "",
+           "Regenerate (resumable; finished runs are skipped, everything is re-read from `runs/`):", "",
+           f"    {command}", "", "## Settings", "", *(f"- {s}" for s in settings), "",
+           "Cells are mean ± std over seeds (sample std; 0 with one seed), in percent except train IF (judge "
+           f"score 1-5). EdiVal-O/-IF/-CC and marginal success: held-out chains, multi-turn mode (each turn "
+           f"edits the previous output). Train IF / CC: the training rollouts' reward, mean over turns and the "
+           f"last {FINAL_WINDOW} steps. Readings compare means; ± there is the standard error of the "
+           "difference, sqrt(s1²/n1 + s2²/n2).", "",
+           "## Variants", "", *(f"- `{v.name}`: {v.description}"
+                                + (f" (`{' '.join(v.overrides)}`)" if v.overrides else "") for v in VARIANTS), ""]
+    for group in GROUPS:
+        out += [f"## {group.title}", "", group_table(group, stats, base), "",
+                f"Reading: {group_reading(group, stats)}", ""]
+    out += ["## Plots", "", "![training rewards](reward_curves.png)", "", "![EdiVal-O per turn](per_turn_bars.png)", ""]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- files
+
+def slot_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / "runs" / variant / f"seed{seed}"
+
+
+def base_eval_dir(out: Path) -> Path:
+    return out / "runs" / "base" / "eval"
+
+
+def evaluated(eval_dir: Path) -> bool:
+    return (eval_dir / "report.md").is_file() and (eval_dir / "scores.parquet").is_file()
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+def train_dir(slot: Path, variant: str, seed: int) -> Optional[Path]:
+    from edit_rl.observability.run_dir import latest_run_dir
+
+    return latest_run_dir(slot, run_name(variant, seed))
+
+
+def eval_numbers(eval_dir: Path, variant: str, seed: Optional[int]) -> RunResult:
+    from edit_rl.evaluation.compare import load_run
+
+    summary = load_run(eval_dir).modes.get(MODE)
+    if summary is None:
+        raise SystemExit(f"{eval_dir} has no {MODE} evaluation (evaluation.modes must include it)")
+    turns = summary.turns
+    return RunResult(variant=variant, seed=seed, overall=[t.overall for t in turns],
+                     edival_if=[t.edival_if for t in turns], cc=[t.cc for t in turns],
+                     marginal=[t.marginal for t in turns], drop=summary.drop, num_chains=summary.num_chains)
+
+
+def load_results(out: Path) -> tuple[Optional[RunResult], list[RunResult]]:
+    """The base evaluation and every evaluated (variant, seed) under out/runs/."""
+    from edit_rl.config import load_config
+    from edit_rl.observability import read_metrics
+
+    base = eval_numbers(base_eval_dir(out), "base", None) if evaluated(base_eval_dir(out)) else None
+    runs = []
+    for variant in VARIANTS:
+        for slot in sorted((out / "runs" / variant.name).glob("seed*")):
+            if not slot.name[4:].isdigit() or not evaluated(slot / "eval"):
+                continue
+            seed = int(slot.name[4:])
+            result = eval_numbers(slot / "eval", variant.name, seed)
+            run = train_dir(slot, variant.name, seed)
+            if run is not None and (run / "metrics.jsonl").is_file():
+                result.if_curve, result.cc_curve = reward_curves(read_metrics(run))
+                result.train_if, result.train_cc = final_value(result.if_curve), final_value(result.cc_curve)
+                result.cc_weight = load_config(run / "config.yaml").reward.cc_weight
+            if (slot / "timing.json").is_file():
+                result.seconds = json.loads((slot / "timing.json").read_text())
+            runs.append(result)
+    return base, runs
+
+
+def _percent_if(value: Optional[float], lo: float = 1.0, hi: float = 5.0) -> Optional[float]:
+    return None if value is None else 100.0 * (value - lo) / (hi - lo)
+
+
+def write_plots(stats_runs: dict[str, list[RunResult]], base: Optional[RunResult], out: Path) -> list[Path]:
+    """reward_curves.png (one row per group: IF and CC panels) and per_turn_bars.png."""
+    import tempfile
+
+    from PIL import Image
+
+    from edit_rl.evaluation.plots import Panel, Series, grouped_bars, line_panels
+
+    written = []
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for group in GROUPS:
+            names = [v for v in group.variants if stats_runs.get(v) and any(r.if_curve for r in stats_runs[v])]
+            if not names:
+                continue
+            if_curves = {v: mean_curve([r.if_curve for r in stats_runs[v]]) for v in names}
+            cc_curves = {v: mean_curve([r.cc_curve for r in stats_runs[v]]) for v in names}
+            steps = max(len(c) for c in if_curves.values())
+            every = max(1, steps // 8)
+            labels = tuple(str(i + 1) if i % every == 0 else "" for i in range(steps))
+
+            def pad(curve, scale):
+                return tuple([scale(v) for v in curve] + [None] * (steps - len(curve)))
+
+            panels = [Panel(f"{group.name}: training IF (% of 1-5), per step", labels,
+                            tuple(Series(v, pad(if_curves[v], _percent_if)) for v in names)),
+                      Panel(f"{group.name}: training CC (%), per step", labels,
+                            tuple(Series(v, pad(cc_curves[v], lambda x: None if x is None else 100 * x))
+                                  for v in names))]
+            rows.append(Image.open(line_panels(panels, Path(tmp) / f"{group.name}.png", panel_size=(420, 240))))
+        if rows:
+            sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+            y = 0
+            for row in rows:
+                sheet.paste(row, (0, y))
+                y += row.height
+            sheet.save(out / "reward_curves.png")
+            written.append(out / "reward_curves.png")
+    categories, per_turn = [], []
+    if base is not None:
+        categories.append("base")
+        per_turn.append(base.overall)
+    for variant in VARIANTS:
+        runs = stats_runs.get(variant.name)
+        if runs:
+            categories.append(f"{variant.name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            per_turn.append([s.mean if s else None for s in aggregate(runs).overall])
+    if categories:
+        turns = max(len(p) for p in per_turn)
+        series = [Series(f"T{t + 1}", tuple(p[t] if t < len(p) else None for p in per_turn)) for t in range(turns)]
+        written.append(grouped_bars("EdiVal-O per turn, multi-turn mode (mean over seeds)", categories, series,
+                                    out / "per_turn_bars.png"))
+    return written
+
+
+def _shown(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def write_results(out: Path, config: str, overrides: Sequence[str]) -> Path:
+    """Re-read everything under out/runs/ and (re)write ablations.md / .json and the plots."""
+    base, runs = load_results(out)
+    by_variant: dict[str, list[RunResult]] = {}
+    for run in runs:
+        by_variant.setdefault(run.variant, []).append(run)
+    stats = {name: aggregate(rs) for name, rs in by_variant.items()}
+    seeds = sorted({r.seed for r in runs})
+    names = [v.name for v in VARIANTS if v.name in by_variant]
+    chosen = "all" if len(names) == len(VARIANTS) else ",".join(names) or REFERENCE
+    command = " ".join(["python -m jobs.ablation_sweep", "--variants", chosen,
+                        "--seeds", ",".join(map(str, seeds or [0])), "--out", _shown(str(out)),
+                        "--config", _shown(config), *overrides])
+    timed = [r.seconds for r in runs if r.seconds]
+    settings = [f"preset `{_shown(config)}`, sweep defaults `{' '.join(SWEEP_DEFAULTS)}`, overrides "
+                f"`{' '.join(overrides) or 'none'}`",
+                f"held-out chains: {base.num_chains if base else (runs[0].num_chains if runs else '-')}; "
+                f"seeds: {', '.join(map(str, seeds)) or '-'}; runs: {len(runs)}",
+                "base: the shipped editor `shapes/base`, evaluated once (deterministic)"]
+    if timed:
+        settings.append("mean time per run on this machine: training "
+                        f"{statistics.fmean(t.get('train_s', 0) for t in timed) / 60:.1f} min, evaluation "
+                        f"{statistics.fmean(t.get('eval_s', 0) for t in timed) / 60:.1f} min")
+    out.mkdir(parents=True, exist_ok=True)
+    write_plots(by_variant, base, out)
+    (out / "ablations.md").write_text(render_markdown(stats, base, command, settings))
+    (out / "ablations.json").write_text(json.dumps({
+        "command": command, "config": config, "overrides": list(overrides), "sweep_defaults": list(SWEEP_DEFAULTS),
+        "base": asdict(base) if base else None, "runs": [asdict(r) for r in runs],
+        "variants": {n: asdict(s) for n, s in stats.items()}}, indent=1))
+    return out / "ablations.md"
+
+
+# ---------------------------------------------------------------- the sweep
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    """A run's finished checkpoints, oldest first (a ``.tmp`` one was cut short while saving)."""
+    return sorted(p for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir() and not p.name.endswith(".tmp"))
+
+
+def _prune_checkpoints(run_dir: Path) -> None:
+    """Keep only the final checkpoint's LoRA (optimizer state and earlier steps go)."""
+    steps = _checkpoints(run_dir)
+    for step in steps[:-1]:
+        shutil.rmtree(step)
+    for item in steps[-1].iterdir() if steps else ():
+        if item.name != "lora":
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+
+
+def _finished_training(run_dir: Optional[Path], num_steps: int) -> bool:
+    return run_dir is not None and (run_dir / "checkpoints" / f"step_{num_steps:06d}" / "lora").is_dir()
+
+
+def run_variant(out: Path, variant: Variant, seed: int, config: str, overrides: Sequence[str],
+                base_dir: Path, address: Optional[str]) -> dict[str, float]:
+    """Train (or resume, or reuse) and evaluate one (variant, seed); returns its timing."""
+    from edit_rl.config import load_config
+    from jobs import evaluate, train
+    from jobs.shapes_proof import last_lora
+
+    slot = slot_dir(out, variant.name, seed)
+    run_overrides = [*SWEEP_DEFAULTS, *overrides, *variant.overrides, f"trainer.seed={seed}",
+                     f"run_name={run_name(variant.name, seed)}"]
+    num_steps = load_config(config, run_overrides).trainer.num_steps
+    common = ["--config", config, *(["--address", address] if address else [])]
+    start = time.perf_counter()
+    run = train_dir(slot, variant.name, seed)
+    if not _finished_training(run, num_steps):
+        if run is not None and not _checkpoints(run):
+            shutil.rmtree(run)  # cut short before its first checkpoint: start again
+            run = None
+        resume = ["--resume", str(run)] if run is not None else ["--output-dir", str(slot)]
+        run = train.main([*common, *resume, *run_overrides])
+    train_s = time.perf_counter() - start
+    eval_dir = slot / "eval"
+    if eval_dir.exists():
+        shutil.rmtree(eval_dir)  # a half-written evaluation
+    evaluate.main([*common, "--lora", str(last_lora(run)), "--label", f"{variant.name} seed {seed}",
+                   "--output", str(eval_dir), "--compare", str(base_dir), *run_overrides])
+    _prune_checkpoints(run)
+    timing = {"train_s": train_s, "eval_s": time.perf_counter() - start - train_s}
+    (slot / "timing.json").write_text(json.dumps(timing))
+    return timing
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
+def check_settings(out: Path, config: str, overrides: Sequence[str]) -> None:
+    """An --out keeps one set of settings: its runs must compare."""
+    path = out / "sweep.json"
+    mine = {"config": str(Path(config).resolve()), "overrides": list(overrides)}
+    if path.is_file():
+        theirs = json.loads(path.read_text())
+        if theirs != mine:
+            raise SystemExit(f"{out} holds a sweep with other settings ({theirs}); use another --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(mine, indent=1))
+
+
+def parse_list(text: str, kind=str) -> list:
+    return [kind(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m jobs.ablation_sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="all", help=f"comma list or 'all': {', '.join(BY_NAME)}")
+    parser.add_argument("--seeds", default="0,1,2", help="comma list of trainer.seed values (default 0,1,2)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+    parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML preset (default: shapes_nft.yaml)")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides for every run, e.g. trainer.num_steps=20")
+    args = parser.parse_args(argv)
+    names = list(BY_NAME) if args.variants == "all" else parse_list(args.variants)
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown or not names:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(BY_NAME)} or 'all'")
+    args.variants = [BY_NAME[n] for n in names]
+    args.seeds = parse_list(args.seeds, int)
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    args = parse_args(argv)
+    from edit_rl.config import ConfigError, load_config
+
+    for variant in args.variants:  # fail on a bad override before hours of runs
+        try:
+            load_config(args.config, [*SWEEP_DEFAULTS, *args.overrides, *variant.overrides])
+        except ConfigError as err:
+            raise SystemExit(f"config error ({variant.name}): {err}") from None
+    out = Path(args.out)
+    check_settings(out, args.config, args.overrides)
+    from jobs import evaluate
+
+    start = time.perf_counter()
+    base_dir = base_eval_dir(out)
+    if not evaluated(base_dir):
+        if base_dir.exists():
+            shutil.rmtree(base_dir)
+        evaluate.main(["--config", args.config, *(["--address", args.address] if args.address else []),
+                       "--output", str(base_dir), "--label", "base", *SWEEP_DEFAULTS, *args.overrides])
+        print(f"[base] evaluated in {_minutes(time.perf_counter() - start)}", flush=True)
+    plan = [(v, s) for s in args.seeds for v in args.variants]  # seed-major: a full first seed comes first
+    durations: list[float] = []
+    for i, (variant, seed) in enumerate(plan, 1):
+        tag = f"[{i}/{len(plan)}] {variant.name} seed {seed}"
+        if evaluated(slot_dir(out, variant.name, seed) / "eval"):
+            print(f"{tag}: already evaluated, skipped", flush=True)
+            continue
+        began = time.perf_counter()
+        timing = run_variant(out, variant, seed, args.config, args.overrides, base_dir, args.address)
+        durations.append(time.perf_counter() - began)
+        left = sum(1 for v, s in plan[i:] if not evaluated(slot_dir(out, v.name, s) / "eval"))
+        write_results(out, args.config, args.overrides)
+        print(f"{tag}: done in {_minutes(durations[-1])} (train {_minutes(timing['train_s'])}, eval "
+              f"{_minutes(timing['eval_s'])}); elapsed {_minutes(time.perf_counter() - start)}, "
+              f"ETA {_minutes(statistics.fmean(durations) * left)} ({left} run(s) left)", flush=True)
+    path = write_results(out, args.config, args.overrides)
+    print(f"done: {path}", flush=True)
+    return path
+
+
+if __name__ == "__main__":
+    main()
