@@ -16,6 +16,15 @@ from jobs import pretrain_shapes_editor as job
 SHIPPED = "shapes/base"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared, loaded 2-core machine two threads run these small ops ~50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_learning_rate_warms_up_then_anneals_over_the_budget():
     peak, final = 2e-3, 2e-3 * job.FINAL_LR_FRACTION
     assert [job.learning_rate(s, 0.0, peak, 100) for s in (0, 49, 99, 100)] == \
@@ -48,3 +57,45 @@ def test_a_few_steps_write_a_loadable_checkpoint_and_its_report(tmp_path, capsys
     untrained = load_editor(job.editor_config(resolve_model("tiny/shapes-kontext")))
     trained = dict(editor.transformer.named_parameters())  # Adam moves every weight by ~lr per step
     assert all(not torch.allclose(p, trained[n], atol=1e-3) for n, p in untrained.transformer.named_parameters())
+
+
+def test_the_shipped_checkpoint_is_small_and_succeeds_on_held_out_single_turns():
+    folder = Path(resolve_model(SHIPPED))
+    assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 15 * 2**20
+    report = json.loads((folder / job.REPORT_JSON).read_text())
+    marginal = report["eval"]["marginal"]
+    assert marginal[0] > marginal[2]  # exposure bias: worse at turn 3 on its own outputs
+
+    # Held-out seeds (odd) are disjoint from the train seeds (even). 16 chains: 48 single turns.
+    chains = make_split("heldout", 16)
+    result = evaluate_editor(load_editor(job.editor_config(SHIPPED)), chains, num_steps=8, seed=0)
+    untrained = evaluate_editor(load_editor(job.editor_config("tiny/shapes-kontext")), chains[:2], num_steps=8)
+    assert untrained.single_turn == 0.0
+    assert result.single_turn >= 2 / 48, result  # report.md: 10% over 600 held-out turns
+    assert result.clean_by_type["subject_remove"] >= 0.4, result  # its best kind: 68% in report.md
+
+
+def test_edit_weights_up_weight_exactly_the_changed_pixels_in_token_layout():
+    inputs = torch.zeros(1, 3, 8, 8)
+    targets = inputs.clone()
+    targets[0, 1, 5, 2] = 0.5  # one pixel changes in one channel: all three of its channels weigh 1 + 3
+    weights = job.edit_weights(inputs, targets, 3.0)
+    assert weights.shape == (1, 4, 48)  # 2 x 2 tokens of 4 x 4 x 3
+    assert int((weights == 4.0).sum()) == 3 and int((weights == 1.0).sum()) == 4 * 48 - 3
+    token = 1 * 2 + 0  # pixel row 5, col 2 -> token row 1, col 0
+    assert int((weights[0, token] == 4.0).sum()) == 3
+    # sum(w d^2) / sum(w): d = 1 on the heavy entries, 0 elsewhere -> 3 * 4 / (3 * 4 + 189)
+    prediction = (weights == 4.0).float()
+    loss = job.edit_weighted_mse(prediction, torch.zeros_like(prediction), weights)
+    assert loss.item() == pytest.approx(12 / (12 + 189))
+    plain = job.edit_weighted_mse(prediction, torch.zeros_like(prediction), torch.ones_like(weights))
+    assert plain.item() == pytest.approx(torch.nn.functional.mse_loss(prediction, torch.zeros_like(prediction)).item())
+
+
+def test_the_reproduce_command_names_the_init_folder_and_the_edit_weight():
+    report = {"args": {"out": "o", "minutes": None, "seed": 0, "threads": 1, "train_chains": 10, "hidden": 128,
+                       "batch_size": 32, "lr": 0.001, "warmup": 50, "edit_weight": 3.0, "init": "prev"},
+              "train": {"steps": 7, "stopped_by": "steps"}}
+    assert job.reproduce_command(report) == ("python -m jobs.pretrain_shapes_editor --out o --init prev --steps 7 "
+                                             "--seed 0 --threads 1 --train-chains 10 --hidden 128 --batch-size 32 "
+                                             "--lr 0.001 --warmup 50 --edit-weight 3.0")

@@ -35,28 +35,29 @@ def shapes_vocabulary() -> tuple[str, ...]:
     return (PAD, UNK, *dict.fromkeys(words))
 
 
-def shapes_transformer() -> FluxTransformer2DModel:
+def shapes_transformer(hidden: int = HIDDEN) -> FluxTransformer2DModel:
+    """FLUX.1's transformer at width ``hidden`` (heads of 32), text width ``hidden``."""
     return FluxTransformer2DModel(
         patch_size=1,
         in_channels=TOKEN_CHANNELS,
         num_layers=3,
         num_single_layers=3,
         attention_head_dim=HEAD_DIM,
-        num_attention_heads=HIDDEN // HEAD_DIM,
-        joint_attention_dim=HIDDEN,
-        pooled_projection_dim=HIDDEN,
+        num_attention_heads=hidden // HEAD_DIM,
+        joint_attention_dim=hidden,
+        pooled_projection_dim=hidden,
         guidance_embeds=True,
         axes_dims_rope=(8, 12, 12),
     )
 
 
-def build_tiny_shapes_kontext(folder: Path, seed: int = SEED) -> None:
+def build_tiny_shapes_kontext(folder: Path, seed: int = SEED, hidden: int = HIDDEN) -> None:
     """Write the untrained model folder (layout: `edit_rl.editors.shapes_kontext`), weights seeded."""
     tokenizer = WordTokenizer(shapes_vocabulary(), MAX_WORDS)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        transformer = shapes_transformer()
-        text_encoder = WordTextEncoder(vocab_size=len(tokenizer.vocab), max_length=MAX_WORDS, hidden_size=HIDDEN)
+        transformer = shapes_transformer(hidden)
+        text_encoder = WordTextEncoder(vocab_size=len(tokenizer.vocab), max_length=MAX_WORDS, hidden_size=hidden)
     folder = Path(folder)
     transformer.save_pretrained(str(folder / "transformer"))
     text_encoder.save_pretrained(str(folder / "text_encoder"))
