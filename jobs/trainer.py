@@ -87,7 +87,7 @@ class Trainer:
                                       self.assembler)
 
     def _sync_weights(self) -> None:
-        self.weights_ref = ray.put(self.learners.lora_state(self.sampling_adapter))
+        self.weights_ref = self.learners.lora_state_ref(self.sampling_adapter)  # put by rank 0
 
     # ------------------------------------------------------------------ the loop
     def fit(self) -> None:

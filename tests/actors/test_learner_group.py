@@ -78,6 +78,8 @@ def check_against_one_process(group: LearnerGroup, metrics: dict[str, float], on
     assert max(float((states[0][k] - expected[k]).abs().max()) for k in expected) < 1e-6
     old, expected_old = group.lora_state("old"), reference.lora_state("old")  # what NFT rollouts sample with
     assert max(float((old[k] - expected_old[k]).abs().max()) for k in expected_old) < 1e-6
+    synced = ray.get(group.lora_state_ref("old"))  # the weight sync's reference, put by rank 0
+    assert synced.keys() == old.keys() and all(torch.equal(synced[k], old[k]) for k in old)
     assert metrics["num_samples"] == ref_metrics["num_samples"] == 6
     assert metrics["num_micro_batches"] == micro_batches and ref_metrics["num_micro_batches"] == 3
     for name in ("loss", "policy_loss", "kl_loss", "r_mean", "old_deviation"):
