@@ -19,6 +19,7 @@ import logging
 import time
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import ray
@@ -121,12 +122,18 @@ class RolloutDispatcher:
                 scoring.append(("judge", meta.rollout_id, judge_item, self.judge.remote(judge_item)))
                 scoring.append(("consistency", meta.rollout_id, cc_item, self.consistency.remote(cc_item)))
         rollout_done = time.perf_counter()
-        done_at = {"judge": rollout_done, "consistency": rollout_done}
-        for kind, rollout_id, item, response in scoring:
-            scores = self._score_result(kind, item, response, retries)
+        by_kind = {kind: [s for s in scoring if s[0] == kind] for kind in ("judge", "consistency")}
+        # One thread per service waits for its own results, so each service's time is its own (read
+        # in one submission-ordered loop, both came out as the slower one's).
+        with ThreadPoolExecutor(max_workers=len(by_kind)) as pool:
+            futures = {kind: pool.submit(self._score_all, kind, entries, retries) for kind, entries in by_kind.items()}
+            resolved = {kind: future.result() for kind, future in futures.items()}
+        done_at = {}
+        for kind, (results, done_at[kind]) in resolved.items():
             add = assembler.add_if_scores if kind == "judge" else assembler.add_cc_scores
-            add(rollout_id, scores.values, fallback=scores.fallback)
-            done_at[kind] = time.perf_counter()
+            for (_, rollout_id, _, _), scores in zip(by_kind[kind], results):
+                add(rollout_id, scores.values, fallback=scores.fallback)
+        done_at = {kind: rollout_done if t is None else t for kind, t in done_at.items()}
         groups = assembler.pop_ready()
         num_turn_images = sum(len(g.trajectories) for g in groups) * self.cfg.rollout.num_turns
         timing = {"rollout": rollout_done - pending.launched_at,
@@ -143,6 +150,11 @@ class RolloutDispatcher:
         log.warning("%s call lost (%s: %s); retrying (attempt %d)", kind, type(err).__name__,
                     str(err).splitlines()[0] if str(err) else "", call.attempt)
         self._submit(call)
+
+    def _score_all(self, kind: str, entries: list, retries: Counter) -> tuple[list[TurnScores], float | None]:
+        """One service's results in submission order, and when the last one arrived (None: none asked)."""
+        results = [self._score_result(kind, item, response, retries) for _, _, item, response in entries]
+        return results, (time.perf_counter() if entries else None)
 
     def _score_result(self, kind: str, item, response, retries: Counter) -> TurnScores:
         handle = self.judge if kind == "judge" else self.consistency
