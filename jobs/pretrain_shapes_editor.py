@@ -11,11 +11,14 @@ on one thread, with the world's seven edit kinds, the notes' schedule reached on
 success in 25 minutes (this one 14%; ``--hidden 96``, 1.55M parameters and ~1.4x the samples: 12%).
 ``--edit-weight W`` weights the flow-matching error on the pixels an edit changes by 1 + W (most
 pixels of a pair are copies); ``--init FOLDER`` continues from a saved model. The shipped
-"shapes/base" (``checkpoints/shapes-base/report.md``) took two runs: ``--steps 2200 --edit-weight 3``
-(10% single-turn success), then ``--init`` of that, ``--steps 2600 --lr 1e-3 --warmup 50``: 21%
-single-turn success, 18 / 4 / 4 % marginal over 3 turns on its own outputs against 20 / 16 / 27 % on
-ground-truth inputs (exposure bias). That is still far below ../shared/notes/synthetic-world.md's
-70 / 57 / 42 % (four edit kinds, no sizes): position change and addition stay unlearned. Text encoder and transformer are trained together, through the editor's own
+"shapes/base" (``checkpoints/shapes-base/report.md``, all three commands) took three runs of
+about 35 minutes on one thread, each continuing from the last: ``--steps 2200 --edit-weight 3``
+(10% single-turn success), ``--init`` of that with ``--steps 2600 --lr 1e-3 --warmup 50`` (21%),
+and the same again on ``--train-chains 30000``: 32% single-turn success, 30 / 12 / 8 % marginal over
+3 turns on its own outputs against 30 / 30 / 36 % on ground-truth inputs (exposure bias); with
+``--edit-weight 8`` that third run reached 24%. The notes' world (four edit kinds, no sizes) reached
+70 / 57 / 42 % in 25 minutes on two threads; in this one position change and addition stay
+unlearned (0 and 3%). Text encoder and transformer are trained together, through the editor's own
 ``condition`` / ``velocity``. Training runs for ``--minutes`` (default 25), or ``--steps`` steps, or
 until the first of the two given runs out; the learning rate anneals over that budget. Data, order
 and initialisation come from ``--seed``; a run ended by ``--steps`` alone is replayed exactly by the
