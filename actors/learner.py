@@ -25,7 +25,7 @@ from typing import Any, Optional
 import ray
 from ray.util.placement_group import remove_placement_group
 
-from actors.placement import LEARNER_HINT, RoleSlots, learner_bundle, reserve, where
+from actors.placement import LEARNER_HINT, RoleSlots, cpu_threads, learner_bundle, reserve, where
 from edit_rl.buffer.sharding import MicroBatch as SampleMicroBatch
 from edit_rl.buffer.sharding import ShardedSamples
 from edit_rl.config.schema import Config
@@ -73,7 +73,7 @@ class LearnerActor:
         if gpu:
             torch.cuda.set_device(0)  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU
         else:
-            torch.set_num_threads(max(1, int(self.cfg.learner.num_cpus_per_rank)))
+            torch.set_num_threads(cpu_threads(self.cfg, self.cfg.learner.num_cpus_per_rank))
         torch_dist.init_process_group("nccl" if gpu else "gloo", rank=self.rank, world_size=self.world_size,
                                       timeout=PROCESS_GROUP_TIMEOUT)
         self.learner = Learner(self.cfg, device="cuda" if gpu else "cpu")

@@ -191,7 +191,17 @@ def unplaced_replicas(app_name: str) -> int:
 
 
 def where() -> dict:
-    """Where the calling actor runs: its node, placement group (hex, None outside one) and GPUs."""
+    """Where the calling actor runs: its node, placement group (hex, None outside one), GPUs and
+    torch threads."""
+    import torch
+
     ctx = ray.get_runtime_context()
     return {"node_id": ctx.get_node_id(), "placement_group_id": ctx.get_placement_group_id(),
-            "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid()}
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "pid": os.getpid(),
+            "torch_threads": torch.get_num_threads()}
+
+
+def cpu_threads(cfg: Config, num_cpus: float) -> int:
+    """torch threads for a CPU-only actor reserving ``num_cpus``: ``cluster.cpu_threads`` when set,
+    else the reservation rounded down, at least 1."""
+    return cfg.cluster.cpu_threads or max(1, int(num_cpus))

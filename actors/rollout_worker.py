@@ -26,14 +26,11 @@ import ray
 import torch
 from PIL import Image
 
-from actors.placement import RoleSlots, where
+from actors.placement import RoleSlots, cpu_threads, where
 from edit_rl.config import Config
-from edit_rl.editors.load import load_editor
-from edit_rl.editors.images import pil_to_tensor
-from edit_rl.editors.lora import active_adapter, add_lora, load_adapter_state_dict_
-from edit_rl.editors.lora_targets import lora_config_for
-from edit_rl.editors.rollout import rollout_chains
-from edit_rl.training.turn_sample import split_rollout
+
+# The model stack (edit_rl.editors: diffusers, transformers, peft) is imported inside the worker's
+# methods: the driver imports this module for the actor class and the request types only.
 
 
 @dataclass(frozen=True)
@@ -87,6 +84,12 @@ class RolloutWorker:
     """Thin wrapper: edit_rl's editor + rollout_chains + split_rollout, weights by version."""
 
     def __init__(self, cfg: Config, worker_index: int):
+        from edit_rl.editors.load import load_editor
+        from edit_rl.editors.lora import add_lora
+        from edit_rl.editors.lora_targets import lora_config_for
+
+        if cfg.cluster.rollout_num_gpus == 0:
+            torch.set_num_threads(cpu_threads(cfg, cfg.cluster.rollout_num_cpus))
         torch.manual_seed(cfg.trainer.seed + worker_index)
         self.cfg = cfg
         self.editor = load_editor(cfg.editor)
@@ -109,11 +112,18 @@ class RolloutWorker:
     def _ensure_weights(self, version: int, weights: list) -> None:
         if version == self.version:
             return
+        from edit_rl.editors.lora import load_adapter_state_dict_
+
         state = ray.get(weights[0])
         load_adapter_state_dict_(self.editor.transformer, state, adapter=self.adapter)
         self.version = version
 
     def rollout(self, request: RolloutRequest):
+        from edit_rl.editors.images import pil_to_tensor
+        from edit_rl.editors.lora import active_adapter
+        from edit_rl.editors.rollout import rollout_chains
+        from edit_rl.training.turn_sample import split_rollout
+
         self._ensure_weights(request.weights_version, request.weights)
         size = self.cfg.editor.resolution
         inputs = pil_to_tensor([Image.fromarray(c.image) for c in request.chains], size)

@@ -20,11 +20,17 @@ but still loading their model are waited for.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Optional
 
-from ray import serve
+# Serve's router asks replicas for their queue length with a 0.1 s deadline and logs a warning at
+# every miss; a replica busy scoring a batch on a loaded CPU misses it routinely (pages of warnings
+# per step were seen). Scoring requests take seconds, so a 1 s deadline costs nothing. Read when
+# ray.serve is first imported; an explicit setting wins.
+os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
+from ray import serve  # noqa: E402
 
 from actors.placement import (PlacementError, cluster_report, describe_request, service_bundle, service_placement,
                               unplaced_replicas, where)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.system import WORLDS
+from benchmarks.report import Figure, save, show
+from benchmarks.system import WORLDS, stop_ray
 
 
 def parse(description: str, argv: list[str] | None, worlds: bool = True) -> argparse.Namespace:
@@ -19,3 +21,20 @@ def parse(description: str, argv: list[str] | None, worlds: bool = True) -> argp
     if worlds:
         args.worlds = list(WORLDS) if args.world == "both" else [args.world]
     return args
+
+
+def run_worlds(description: str, argv: list[str] | None,
+               measure_world: Callable[[str, bool], list[Figure]]) -> list[Figure]:
+    """The ``main`` of a benchmark that starts the Ray system per world: for each chosen world,
+    ``measure_world(world, quick)`` (which owns the system it starts); its figures are printed,
+    Ray is stopped at the end (also on an error), and --json saves them."""
+    args = parse(description, argv)
+    figures: list[Figure] = []
+    try:
+        for world in args.worlds:
+            figures += show(measure_world(world, args.quick))
+    finally:
+        stop_ray()
+    if args.json:
+        save(figures, args.json)
+    return figures

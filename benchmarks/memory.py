@@ -21,7 +21,8 @@ import tracemalloc
 import numpy as np
 
 from benchmarks.memory_probe import role_peaks
-from benchmarks.report import Figure, save, show
+from benchmarks.cli import run_worlds
+from benchmarks.report import Figure
 from benchmarks.system import RaySystem
 
 WARMUP_STEPS = 3
@@ -84,22 +85,13 @@ def measure(system: RaySystem, total_steps: int) -> list[Figure]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> list[Figure]:
-    from benchmarks.cli import parse
-    from benchmarks.system import stop_ray
+def measure_world(world: str, quick: bool) -> list[Figure]:
+    with RaySystem(world) as system:
+        return measure(system, total_steps=12 if quick else 50)
 
-    args = parse(__doc__.split("\n")[0], argv)
-    figures = []
-    for world in args.worlds:
-        system = RaySystem(world)
-        try:
-            figures += show(measure(system, total_steps=12 if args.quick else 50))
-        finally:
-            system.close()
-    stop_ray()
-    if args.json:
-        save(figures, args.json)
-    return figures
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    return run_worlds(__doc__.split("\n")[0], argv, measure_world)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from benchmarks.memory_probe import cpu_by_role, cpu_seconds, peak_rss
 from benchmarks.reference_loop import ReferenceProcess
-from benchmarks.report import Figure, median, save, show, spread
+from benchmarks.cli import run_worlds
+from benchmarks.report import Figure, median, spread
 from benchmarks.system import RaySystem
 
 TARGET = 1.05
@@ -92,25 +93,18 @@ def measure(system: RaySystem, reference: ReferenceProcess, pairs: int, warmup: 
                    median(serial), detail=f"per-step ratio {spread(serial)}")]
 
 
-def main(argv: list[str] | None = None) -> list[Figure]:
-    from benchmarks.cli import parse
-    from benchmarks.system import stop_ray
+def measure_world(world: str, quick: bool) -> list[Figure]:
+    reference = ReferenceProcess(world)  # loads while the Ray system starts
+    try:
+        with RaySystem(world) as system:
+            reference.wait_ready()
+            return measure(system, reference, pairs=2 if quick else 6, warmup=1 if quick else 2)
+    finally:
+        reference.close()
 
-    args = parse(__doc__.split("\n")[0], argv)
-    figures = []
-    for world in args.worlds:
-        reference = ReferenceProcess(world)  # loads while the Ray system starts
-        system = RaySystem(world)
-        reference.wait_ready()
-        try:
-            figures += show(measure(system, reference, pairs=2 if args.quick else 6, warmup=1 if args.quick else 2))
-        finally:
-            reference.close()
-            system.close()
-    stop_ray()
-    if args.json:
-        save(figures, args.json)
-    return figures
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    return run_worlds(__doc__.split("\n")[0], argv, measure_world)
 
 
 if __name__ == "__main__":

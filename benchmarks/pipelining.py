@@ -17,7 +17,8 @@ steps' stage times (median s):
 """
 from __future__ import annotations
 
-from benchmarks.report import Figure, median, save, show, spread
+from benchmarks.cli import run_worlds
+from benchmarks.report import Figure, median, spread
 from benchmarks.system import RaySystem
 
 GEN = ("rollout", "scoring")
@@ -59,22 +60,13 @@ def measure(system: RaySystem, blocks: int, block_steps: int, warmup: int = 1) -
     ]
 
 
-def main(argv: list[str] | None = None) -> list[Figure]:
-    from benchmarks.cli import parse
-    from benchmarks.system import stop_ray
+def measure_world(world: str, quick: bool) -> list[Figure]:
+    with RaySystem(world) as system:
+        return measure(system, blocks=1 if quick else 2, block_steps=2 if quick else 4)
 
-    args = parse(__doc__.split("\n")[0], argv)
-    figures = []
-    for world in args.worlds:
-        system = RaySystem(world)
-        try:
-            figures += show(measure(system, blocks=1 if args.quick else 2, block_steps=2 if args.quick else 4))
-        finally:
-            system.close()
-    stop_ray()
-    if args.json:
-        save(figures, args.json)
-    return figures
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    return run_worlds(__doc__.split("\n")[0], argv, measure_world)
 
 
 if __name__ == "__main__":

@@ -204,5 +204,7 @@ class ReferenceProcess:
         return self._conn.recv()
 
     def close(self) -> None:
-        self._conn.send(None)
-        self.process.join(timeout=60)
+        """Ends the reference process (a no-op once it has ended)."""
+        if self.process.is_alive():
+            self._conn.send(None)
+            self.process.join(timeout=60)

@@ -45,21 +45,21 @@ def phase(name: str, start: float) -> None:
 def world_figures(world: str, quick: bool, start: float) -> list[Figure]:
     phase(f"{world}: starting the Ray system and the in-process reference", start)
     reference = ReferenceProcess(world)  # loads its models while the Ray system starts
-    system = RaySystem(world)
-    reference.wait_ready()
     figures: list[Figure] = []
     try:
-        phase(f"{world}: overhead", start)
-        figures += show(overhead.measure(system, reference, pairs=2 if quick else 6, warmup=1))
-        reference.close()
-        phase(f"{world}: pipelining", start)
-        figures += show(pipelining.measure(system, blocks=1 if quick else 2, block_steps=2, warmup=0))
-        phase(f"{world}: weight sync", start)
-        figures += show(weight_sync.measure(system, reps=3 if quick else 10))
-        phase(f"{world}: memory", start)
-        figures += show(memory.measure(system, total_steps=12 if quick else MEMORY_STEPS[world]))
+        with RaySystem(world) as system:
+            reference.wait_ready()
+            phase(f"{world}: overhead", start)
+            figures += show(overhead.measure(system, reference, pairs=2 if quick else 6, warmup=1))
+            reference.close()  # its cores go back to the Ray system for the rest
+            phase(f"{world}: pipelining", start)
+            figures += show(pipelining.measure(system, blocks=1 if quick else 2, block_steps=2, warmup=0))
+            phase(f"{world}: weight sync", start)
+            figures += show(weight_sync.measure(system, reps=3 if quick else 10))
+            phase(f"{world}: memory", start)
+            figures += show(memory.measure(system, total_steps=12 if quick else MEMORY_STEPS[world]))
     finally:
-        system.close()
+        reference.close()
     return figures
 
 

@@ -90,3 +90,9 @@ class RaySystem:
 
     def close(self) -> None:
         self.trainer.close()
+
+    def __enter__(self) -> "RaySystem":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -16,7 +16,8 @@ import time
 
 import ray
 
-from benchmarks.report import Figure, median, save, show, spread
+from benchmarks.cli import run_worlds
+from benchmarks.report import Figure, median, spread
 from benchmarks.system import RaySystem
 
 TARGET_PERCENT = 1.0
@@ -71,22 +72,13 @@ def measure(system: RaySystem, reps: int) -> list[Figure]:
     ]
 
 
-def main(argv: list[str] | None = None) -> list[Figure]:
-    from benchmarks.cli import parse
-    from benchmarks.system import stop_ray
+def measure_world(world: str, quick: bool) -> list[Figure]:
+    with RaySystem(world) as system:
+        return measure(system, reps=3 if quick else 10)
 
-    args = parse(__doc__.split("\n")[0], argv)
-    figures = []
-    for world in args.worlds:
-        system = RaySystem(world)
-        try:
-            figures += show(measure(system, reps=3 if args.quick else 10))
-        finally:
-            system.close()
-    stop_ray()
-    if args.json:
-        save(figures, args.json)
-    return figures
+
+def main(argv: list[str] | None = None) -> list[Figure]:
+    return run_worlds(__doc__.split("\n")[0], argv, measure_world)
 
 
 if __name__ == "__main__":

@@ -392,6 +392,10 @@ class ClusterConfig:
     rollout_num_cpus: float = 1.0
     rollout_num_gpus: float = 1.0
     max_restarts: int = 3
+    # torch threads of each CPU-only rollout worker and learner rank; 0: its CPU reservation rounded
+    # down, at least 1 (Ray's own OMP_NUM_THREADS rule). On one small machine in sync mode, where
+    # rollouts and the learner take turns, the core count lets each stage use the whole machine.
+    cpu_threads: int = 0
 
     def validate(self, prefix: str = "cluster") -> None:
         for name in ("placement_strategy", "rollout_strategy", "service_strategy"):
@@ -411,6 +415,8 @@ class ClusterConfig:
                f"workers then share the learner ranks' placement group, placed with {prefix}.placement_strategy="
                f"{self.placement_strategy!r}; set both to the same strategy")
         _check(self.max_restarts >= -1, f"{prefix}.max_restarts", "must be >= -1 (-1: unlimited)")
+        _check(self.cpu_threads >= 0, f"{prefix}.cpu_threads", f"must be >= 0 (0: from the CPU reservation), "
+               f"got {self.cpu_threads}")
 
     def validate_roles(self, cfg: "Config", prefix: str = "cluster") -> None:
         """Checks across sections: every role's placement-group bundle must reserve something

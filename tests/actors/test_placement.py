@@ -79,6 +79,7 @@ def test_rollout_workers_run_in_their_bundles_come_back_there_and_go_with_the_gr
         workers = start_rollout_workers(cfg, placement.rollout)
         where = ray.get([w.placement.remote() for w in workers])
         assert {w["placement_group_id"] for w in where} == {group.id.hex()}
+        assert [w["torch_threads"] for w in where] == [1, 1]  # cluster.cpu_threads 0: from 0.5 CPU, at least 1
         assert bundle_in_use(group, 0) and bundle_in_use(group, 1)
 
         ray.kill(workers[1], no_restart=False)  # Ray restarts it (cluster.max_restarts)...
@@ -93,7 +94,7 @@ def test_rollout_workers_run_in_their_bundles_come_back_there_and_go_with_the_gr
 
 
 def test_colocated_learner_ranks_and_rollout_workers_share_one_group_which_outlives_the_learner_group():
-    cfg = load_config(CPU_TINY, ["rollout.num_workers=2"])  # the preset: co-located, STRICT_PACK
+    cfg = load_config(CPU_TINY, ["rollout.num_workers=2", "cluster.cpu_threads=2"])  # the preset: co-located, STRICT_PACK
     assert cfg.cluster.colocate_rollout_and_learner and cfg.learner.num_ranks == 1
     placement = RolePlacement(cfg)
     try:
@@ -107,6 +108,7 @@ def test_colocated_learner_ranks_and_rollout_workers_share_one_group_which_outli
         rank0, worker0 = ray.get([learners.actors[0].placement.remote(), workers[0].placement.remote()])
         assert rank0["placement_group_id"] == worker0["placement_group_id"] == group.id.hex()
         assert rank0["node_id"] == worker0["node_id"] == table["bundles_to_node_id"][0]
+        assert rank0["torch_threads"] == worker0["torch_threads"] == 2  # cluster.cpu_threads, not the 0.5 CPU
         learners.shutdown()  # as before a rebuild after a rank failure: the shared group stays
         assert state(group) == "CREATED" and ray.get(workers[0].ping.remote())
         assert placement_group_table(group)["bundles"] == {0: {"CPU": 1.0}, 1: {"CPU": 0.5}}

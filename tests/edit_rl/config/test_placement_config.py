@@ -37,6 +37,7 @@ def test_colocation_with_one_strategy_loads():
      "cluster.rollout_strategy: 'PACK' cannot apply with colocate_rollout_and_learner=true: the rollout workers "
      "then share the learner ranks' placement group, placed with cluster.placement_strategy='STRICT_PACK'"),
     ("cluster.placement_timeout_s=0", "cluster.placement_timeout_s: must be > 0 seconds"),
+    ("cluster.cpu_threads=-1", "cluster.cpu_threads: must be >= 0"),
     ("cluster.rollout_num_cpus=0 cluster.rollout_num_gpus=0",
      "cluster.rollout_num_cpus: rollout_num_cpus and rollout_num_gpus are both 0"),
     ("learner.num_cpus_per_rank=0 learner.num_gpus_per_rank=0",
