@@ -33,16 +33,14 @@ another add up), into --out:
 
 A --out with results refuses other --config / overrides (the runs would not compare).
 
-Time, measured on this 2-core machine (shared with a pre-training job, load average 2-10) by running
-``--variants mt-editflow --seeds 0`` at the preset's settings and reading its timing.json and the
-run's metrics.jsonl (``timing/step_s``): one (variant, seed) took 21.4 min, i.e. training 20.4 min
-(30 steps of 8 groups x 8 trajectories x 3 turns at 39.5 s mean, 25-53 s, plus about 40 s of start-up)
-and evaluation 1.0 min (100 held-out chains, multi-turn); the base evaluation 1.8 min. The full
-default sweep (10 variants x 3 seeds) is therefore about 11 hours here. Estimates for about two hours,
-from those numbers (about 1.7 min fixed per run + 40 s per step): ``trainer.num_steps=10`` with 5
-variants (e.g. ``--variants mt-editflow,binary-and,reward-fusion,lambda-0,lambda-3``) x 3 seeds is
-15 runs of about 8.5 min; all 30 runs at ``trainer.num_steps=10`` about 4 hours. GRPO steps were not
-timed separately.
+Time on this 2-core machine. With the preset as it is now (both cores per stage, ``cluster.cpu_threads
+2``), the proof job's training (the same run as ``mt-editflow``) took 14.8 min on a quiet machine:
+30 steps of 8 groups x 8 trajectories x 3 turns at 26-32 s, plus start-up; evaluating 200 held-out
+chains multi-turn takes about 1 min. So one (variant, seed) is about 17 min and the full default
+sweep (10 variants x 3 seeds) about 8.5 hours. For about two hours: ``trainer.num_steps=10`` (about
+6.5 min a run) with 5 variants (e.g. ``--variants mt-editflow,binary-and,reward-fusion,lambda-0,lambda-3``)
+x 3 seeds is 15 runs, about 1.6 hours. (Before ``cpu_threads``, under load, a run took 21.4 min at
+39.5 s a step.) GRPO steps were not timed separately.
 """
 from __future__ import annotations
 
