@@ -9,7 +9,10 @@ from benchmarks.report import Figure, save, show
 from benchmarks.system import WORLDS, stop_ray
 
 
-def parse(description: str, argv: list[str] | None, worlds: bool = True) -> argparse.Namespace:
+def parse(description: str, argv: list[str] | None, worlds: bool = True,
+          add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """--quick and --json for every script, --world unless ``worlds`` is False, and the script's own
+    options from ``add_arguments(parser)``."""
     parser = argparse.ArgumentParser(description=description)
     if worlds:
         parser.add_argument("--world", choices=[*WORLDS, "both"], default="both",
@@ -17,6 +20,8 @@ def parse(description: str, argv: list[str] | None, worlds: bool = True) -> argp
                                  "synthetic: the shapes world's rubric judge and CC; both (default)")
     parser.add_argument("--quick", action="store_true", help="few repetitions: checks that it runs, not the figure")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if worlds:
         args.worlds = list(WORLDS) if args.world == "both" else [args.world]

@@ -43,7 +43,6 @@ import dataclasses
 import math
 import sys
 import time
-from pathlib import Path
 
 from benchmarks.report import Figure, median, save, show, spread
 
@@ -272,11 +271,8 @@ def measure_learner(editor, inputs: Inputs, micro_batches: int, rounds: int, ran
     return figures
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    """`benchmarks.cli.parse`'s --quick and --json, plus this script's model and size options."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="few repetitions: checks that it runs, not the figure")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This script's model and size options (beside `benchmarks.cli.parse`'s --quick and --json)."""
     parser.add_argument("--tiny", action="store_true",
                         help="the project's tiny random FLUX.1-Kontext transformer, float32, on CPU by default")
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --tiny)")
@@ -284,11 +280,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=None, help="target = reference size (default 512; 64 tiny)")
     parser.add_argument("--batch", type=int, default=1, help="rows per denoising call (default 1)")
     parser.add_argument("--lora-rank", type=int, default=64)
-    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:
-    args = parse(argv)
+    from benchmarks.cli import parse
+
+    args = parse(__doc__.split("\n")[0], argv, worlds=False, add_arguments=add_arguments)
     import torch
 
     device = torch.device(args.device or ("cpu" if args.tiny else "cuda"))
