@@ -241,7 +241,7 @@ def test_run_variant_trains_fresh_resumes_restarts_or_reuses_and_redoes_a_half_w
     # The sweep's defaults, the common overrides, the variant's, then the seed: later ones win.
     assert calls[0][calls[0].index("--output-dir") + 1] == str(slot)
     assert calls[0][4:] == ["evaluation.modes=[multi_turn]", "trainer.num_steps=2", "objective.name=grpo",
-                            "sampler.method=sde", "objective.grpo.timestep_fraction=0.375", "trainer.seed=1",
+                            "sampler.method=sde", "objective.grpo.timestep_fraction=0.125", "trainer.seed=1",
                             "run_name=grpo-seed1"]
     assert calls[1][calls[1].index("--compare") + 1] == str(tmp_path / "base")
     run = sweep.train_dir(slot, "grpo", 1)
