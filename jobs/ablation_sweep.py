@@ -29,18 +29,21 @@ another add up), into --out:
     reward_curves.png  training IF and CC reward per step, mean over seeds, one row per group
     per_turn_bars.png  EdiVal-O per turn per variant (mean over seeds)
     runs/              base/eval/, <variant>/seed<S>/{<variant>-seed<S>-<time>/, eval/, timing.json}
-                       (checkpoints pruned to the final LoRA once evaluated)
+                       (checkpoints pruned to the final LoRA once evaluated; git-ignored)
 
 A --out with results refuses other --config / overrides (the runs would not compare).
 
-Time on this 2-core machine. With the preset as it is now (both cores per stage, ``cluster.cpu_threads
-2``), the proof job's training (the same run as ``mt-editflow``) took 14.8 min on a quiet machine:
-30 steps of 8 groups x 8 trajectories x 3 turns at 26-32 s, plus start-up; evaluating 200 held-out
-chains multi-turn takes about 1 min. So one (variant, seed) is about 17 min and the full default
-sweep (10 variants x 3 seeds) about 8.5 hours. For about two hours: ``trainer.num_steps=10`` (about
-6.5 min a run) with 5 variants (e.g. ``--variants mt-editflow,binary-and,reward-fusion,lambda-0,lambda-3``)
-x 3 seeds is 15 runs, about 1.6 hours. (Before ``cpu_threads``, under load, a run took 21.4 min at
-39.5 s a step.) GRPO steps were not timed separately.
+Time on this 2-core machine, quiet, with the preset as it is now (16 chains x 4 rollouts x 3 turns
+a step at 15-18 s, both cores per stage): the proof job's training (the same run as ``mt-editflow``,
+50 steps) takes about 14 min and evaluating 200 held-out chains multi-turn about 1 min, so one
+(variant, seed) is about 16 min and the full default sweep (10 variants x 3 seeds) about 8 hours.
+For about 70 minutes: ``trainer.num_steps=10`` (3.5 min of training and 1.1 min of evaluation a run)
+with 5 variants x 3 seeds, the subset committed in ``results/ablations``:
+
+    python -m jobs.ablation_sweep --variants mt-editflow,binary-and,reward-fusion,per-turn-adv,lambda-3 \
+        --seeds 0,1,2 trainer.num_steps=10
+
+GRPO steps were not timed separately.
 """
 from __future__ import annotations
 
