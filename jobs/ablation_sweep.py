@@ -270,10 +270,23 @@ def _lambda_reading(stats: Sequence[VariantStats]) -> str:
         best = max(scored, key=lambda s: s.overall[-1].mean)
         line += f"; best T{len(best.overall)} EdiVal-O at lambda {best.cc_weight:g} ({best.overall[-1].fmt()})"
     if all(x is not None for x in (lo.train_if, hi.train_if, lo.train_cc, hi.train_cc)):
-        hacking = hi.train_cc.mean > lo.train_cc.mean and hi.train_if.mean < lo.train_if.mean
-        line += (". Consistency hacking (CC up, IF down as lambda grows): "
-                 + ("seen in the training rewards" if hacking else "not seen in the training rewards"))
+        line += ". Consistency hacking (CC up, IF down as lambda grows): " + _hacking_verdict(lo, hi)
     return line + "."
+
+
+def _hacking_verdict(lo: "VariantStats", hi: "VariantStats") -> str:
+    """Whether training CC rose and training IF fell from the smallest to the largest lambda, and
+    whether both moves are beyond 2 standard errors of the difference."""
+    d_cc, d_if = difference(hi.train_cc, lo.train_cc), difference(hi.train_if, lo.train_if)
+    assert d_cc is not None and d_if is not None
+    if not (d_cc[0] > 0 and d_if[0] < 0):
+        return "not seen in the training rewards"
+    if min(d_cc[2], d_if[2]) < 2:
+        return "CC up and IF down in the training rewards (one seed: no error estimate)"
+    if all(abs(d) > 2 * se for d, se, _ in (d_cc, d_if)):
+        return "seen in the training rewards (both beyond 2 standard errors)"
+    return (f"CC up {d_cc[0]:.1f} ± {d_cc[1]:.1f} and IF down {-d_if[0]:.2f} ± {d_if[1]:.2f} in the training "
+            "rewards, not both beyond 2 standard errors: not distinguishable")
 
 
 # ---------------------------------------------------------------- markdown (pure)
@@ -478,7 +491,7 @@ def write_results(out: Path, config: str, overrides: Sequence[str]) -> Path:
     write_plots(by_variant, base, out)
     (out / "ablations.md").write_text(render_markdown(stats, base, command, settings))
     (out / "ablations.json").write_text(json.dumps({
-        "command": command, "config": config, "overrides": list(overrides), "sweep_defaults": list(SWEEP_DEFAULTS),
+        "command": command, "config": _shown(config), "overrides": list(overrides), "sweep_defaults": list(SWEEP_DEFAULTS),
         "base": asdict(base) if base else None, "runs": [asdict(r) for r in runs],
         "variants": {n: asdict(s) for n, s in stats.items()}}, indent=1))
     return out / "ablations.md"
@@ -544,7 +557,7 @@ def _minutes(seconds: float) -> str:
 def check_settings(out: Path, config: str, overrides: Sequence[str]) -> None:
     """An --out keeps one set of settings: its runs must compare."""
     path = out / "sweep.json"
-    mine = {"config": str(Path(config).resolve()), "overrides": list(overrides)}
+    mine = {"config": _shown(config), "overrides": list(overrides)}  # relative: a clone elsewhere compares
     if path.is_file():
         theirs = json.loads(path.read_text())
         if theirs != mine:

@@ -79,8 +79,20 @@ def test_lambda_reading_reports_the_trend_the_best_lambda_and_whether_cc_was_hac
                                    ("mt-editflow", 0.15, 18.0, 2.9, 0.85))}
     text = sweep.group_reading(lam, stats)
     assert text.startswith("lambda 0 -> 3: training IF 3.00 -> 1.50, training CC 80.0 -> 99.0")
-    assert "best T3 EdiVal-O at lambda 0.15 (18.0 ± 0.0)" in text and "seen in the training rewards" in text
-    assert "not seen" not in text
+    assert "best T3 EdiVal-O at lambda 0.15 (18.0 ± 0.0)" in text
+    assert "CC up and IF down in the training rewards (one seed: no error estimate)" in text
+
+    def seeds(name, weight, ifs, ccs):
+        return sweep.aggregate([run(name, s, [30.0, 20.0, 10.0], train_if=i, train_cc=c, cc_weight=weight)
+                                for s, (i, c) in enumerate(zip(ifs, ccs))])
+
+    low = seeds("lambda-0", 0.0, (3.0, 3.1, 2.9), (0.80, 0.81, 0.79))
+    clear = {"lambda-0": low, "lambda-3": seeds("lambda-3", 3.0, (1.5, 1.6, 1.4), (0.99, 0.98, 0.97))}
+    assert "seen in the training rewards (both beyond 2 standard errors)" in sweep.group_reading(lam, clear)
+    # IF 3.0 -> 2.9 with seed spread 0.1: se sqrt(0.01/3 + 0.01/3) = 0.08, so the fall is noise.
+    noisy = {"lambda-0": low, "lambda-3": seeds("lambda-3", 3.0, (2.8, 3.0, 2.9), (0.90, 0.91, 0.89))}
+    assert ("CC up 10.0 ± 0.8 and IF down 0.10 ± 0.08 in the training rewards, not both beyond 2 standard errors: "
+            "not distinguishable") in sweep.group_reading(lam, noisy)
     stats["lambda-3"] = sweep.aggregate([run("lambda-3", 0, [30.0, 20.0, 5.0], train_if=3.5, train_cc=0.99,
                                              cc_weight=3.0)])
     assert "not seen in the training rewards" in sweep.group_reading(lam, stats)
@@ -130,6 +142,16 @@ def test_cli_selects_variants_and_seeds(tmp_path):
     sweep.check_settings(tmp_path, "a.yaml", ["x=1"])  # same settings: fine
     with pytest.raises(SystemExit, match="other settings"):
         sweep.check_settings(tmp_path, "a.yaml", ["x=2"])
+
+
+def test_the_settings_name_the_config_relative_to_the_clone(tmp_path, monkeypatch):
+    """Committed results (sweep.json) must not refuse the same command run from another clone."""
+    out = tmp_path / "results"
+    for clone in ("a", "b"):
+        (tmp_path / clone / "jobs").mkdir(parents=True)
+        monkeypatch.chdir(tmp_path / clone)
+        sweep.check_settings(out, str(tmp_path / clone / "jobs" / "c.yaml"), ["x=1"])
+    assert json.loads((out / "sweep.json").read_text()) == {"config": "jobs/c.yaml", "overrides": ["x=1"]}
 
 
 def test_prune_keeps_only_the_final_lora(tmp_path):
