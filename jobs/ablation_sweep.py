@@ -274,7 +274,7 @@ def _lambda_reading(stats: Sequence[VariantStats]) -> str:
     return line + "."
 
 
-def _hacking_verdict(lo: "VariantStats", hi: "VariantStats") -> str:
+def _hacking_verdict(lo: VariantStats, hi: VariantStats) -> str:
     """Whether training CC rose and training IF fell from the smallest to the largest lambda, and
     whether both moves are beyond 2 standard errors of the difference."""
     d_cc, d_if = difference(hi.train_cc, lo.train_cc), difference(hi.train_if, lo.train_if)
