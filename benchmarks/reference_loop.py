@@ -9,6 +9,10 @@ batch, seeds, samplers and scorers:
     build_training_batch -> shard_samples -> build_micro_batch -> Learner.train_step ->
     the sampling adapter's LoRA state loaded into the rollout editor (weight sync).
 
+``rollout_batch`` (rollout to training batch) and ``train`` (learner step and weight sync) are the
+same step in two halves, for diagnostics that choose the chains and the sampling seeds
+(benchmarks/learning_signal.py).
+
 Torch runs on ``threads`` threads (Ray gives each actor and replica OMP_NUM_THREADS=1). The loop
 runs in a child process (``ReferenceProcess``) so the benchmark can interleave its steps with the
 Ray system's steps in one run while the driver's memory stays the driver's.
@@ -21,9 +25,14 @@ import os
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from edit_rl.buffer import TrainingBatch
+    from edit_rl.config.schema import Config
+    from edit_rl.training.micro_batch import MicroBatch
 
 
 @contextlib.contextmanager
@@ -43,7 +52,11 @@ def child_env(threads: int) -> Iterator[None]:
 
 
 class ReferenceLoop:
-    def __init__(self, world: str) -> None:
+    """The synchronous step in one process. ``world``: a benchmark world (`benchmarks.system.WORLDS`,
+    loaded by `load_world_config`); or ``cfg``: an already-loaded config (e.g. the shapes preset with
+    overrides, as `benchmarks.learning_signal` uses it)."""
+
+    def __init__(self, world: str | None = None, cfg: Config | None = None) -> None:
         import torch
 
         from benchmarks.system import load_world_config
@@ -57,7 +70,9 @@ class ReferenceLoop:
         from edit_rl.rewards import PromptBanList
         from edit_rl.training.learner import Learner
 
-        cfg = self.cfg = load_world_config(world)
+        if (world is None) == (cfg is None):
+            raise ValueError("give a world or a config (one of them)")
+        cfg = self.cfg = load_world_config(world) if cfg is None else cfg
         if cfg.learner.num_ranks != 1:
             raise ValueError("the in-process reference has one learner rank; the Ray system must too")
         self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
@@ -72,6 +87,7 @@ class ReferenceLoop:
         self.cc = EdivalCC.from_config(cfg.consistency)
         self.learner = Learner(cfg)
         self.version = 0
+        self._times: dict[str, float] = {}  # the current step's stage ends (perf_counter)
         self._sync_weights()
 
     def _sync_weights(self) -> None:
@@ -79,8 +95,9 @@ class ReferenceLoop:
 
         load_adapter_state_dict_(self.editor.transformer, self.learner.lora_state(self.adapter), adapter=self.adapter)
 
-    def _rollout(self, step: int, chains: list) -> list[tuple]:
-        """(Rollout record, TrajectoryImages, instructions, turn specs) per trajectory."""
+    def _rollout(self, step: int, chains: list, seed_step: int | None = None) -> list[tuple]:
+        """(Rollout record, TrajectoryImages, instructions, turn specs) per trajectory. The records
+        belong to ``step``; the sampling seeds are those of step ``seed_step`` (default: ``step``)."""
         import torch
         from PIL import Image
 
@@ -99,7 +116,8 @@ class ReferenceLoop:
             batch = chains[start:start + per_call]
             images = [np.asarray(c.load_image(cfg.data.image_dir).convert("RGB")) for c in batch]  # the driver's
             inputs = pil_to_tensor([Image.fromarray(im) for im in images], cfg.editor.resolution)
-            generator = torch.Generator().manual_seed(rollout_seed(cfg.trainer.seed, step, batch[0].chain_id))
+            seed = rollout_seed(cfg.trainer.seed, step if seed_step is None else seed_step, batch[0].chain_id)
+            generator = torch.Generator().manual_seed(seed)
             instructions = [tuple(t.instruction for t in c.turns) for c in batch]
             with active_adapter(self.editor.transformer, self.adapter):
                 result = rollout_chains(self.editor, inputs, [list(i) for i in instructions], cfg.rollout.group_size,
@@ -135,29 +153,63 @@ class ReferenceLoop:
             for (record, *_), pairs in zip(part, results):
                 self.assembler.add_cc_scores(record.rollout_id, [1.0 if p.cc is None else float(p.cc) for p in pairs])
 
-    def step(self, step: int) -> dict[str, float]:
-        """One synchronous step; returns timing/<stage>_s, timing/step_s and the learner's loss."""
-        from edit_rl.buffer import build_training_batch, shard_samples
-        from edit_rl.training.micro_batch import build_micro_batch
-
-        cfg = self.cfg
-        t0 = time.perf_counter()
-        self._times: dict[str, float] = {}
-        chains = self.sampler.next(cfg.rollout.groups_per_step, banned=set(self.ban.state_dict()["banned"]))
+    def _collect(self, step: int, chains: list, seed_step: int | None = None) -> list[tuple]:
+        """Expect ``chains``' groups at ``step``, roll them out (`_rollout`) and hand the records to
+        the assembler; returns the trajectories to score."""
         self.assembler.expect(step, [c.chain_id for c in chains])
-        trajectories = self._rollout(step, chains)
+        trajectories = self._rollout(step, chains, seed_step)
         for record, *_ in trajectories:
             self.assembler.add_rollout(record)
+        return trajectories
+
+    def _training_batch(self, groups: list) -> TrainingBatch:
+        from edit_rl.buffer import build_training_batch
+
+        cfg = self.cfg
+        return build_training_batch(groups, cfg.reward, cfg.filter, self.ban, num_steps_per_turn=cfg.sampler.num_steps,
+                                    policy_version=self.version, adv_clip_max=cfg.objective.nft.adv_clip_max)
+
+    def _micro_batches(self, batch: TrainingBatch) -> list[MicroBatch]:
+        from edit_rl.buffer import shard_samples
+        from edit_rl.training.micro_batch import build_micro_batch
+
+        shards = shard_samples(batch.samples, 1, self.cfg.learner.micro_batch_size)
+        return [build_micro_batch(mb) for mb in shards.ranks[0]]
+
+    def _learn(self, micro_batches: list[MicroBatch], step: int) -> dict[str, float]:
+        metrics = self.learner.train_step(micro_batches, step)
+        self.version += 1
+        return metrics
+
+    def rollout_batch(self, step: int, chains: list, seed_step: int | None = None) -> TrainingBatch:
+        """``chains`` rolled out as step ``step`` (with the sampling seeds of step ``seed_step``,
+        default ``step``), scored and built into a training batch: `step` up to the learner."""
+        self._times = {}
+        trajectories = self._collect(step, chains, seed_step)
+        self._score(trajectories)
+        return self._training_batch(self.assembler.pop_ready())
+
+    def train(self, batch: TrainingBatch, step: int) -> dict[str, float]:
+        """One `Learner.train_step` on ``batch`` as step ``step``, then the weight sync: `step` from
+        the learner on. Returns the learner's metrics."""
+        metrics = self._learn(self._micro_batches(batch), step)
+        self._sync_weights()
+        return metrics
+
+    def step(self, step: int) -> dict[str, float]:
+        """One synchronous step; returns timing/<stage>_s, timing/step_s and the learner's loss."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        self._times = {}
+        chains = self.sampler.next(cfg.rollout.groups_per_step, banned=set(self.ban.state_dict()["banned"]))
+        trajectories = self._collect(step, chains)
         t_rollout = time.perf_counter()
         self._score(trajectories)
         groups = self.assembler.pop_ready()
         t_score = time.perf_counter()
-        batch = build_training_batch(groups, cfg.reward, cfg.filter, self.ban, num_steps_per_turn=cfg.sampler.num_steps,
-                                     policy_version=self.version, adv_clip_max=cfg.objective.nft.adv_clip_max)
-        shards = shard_samples(batch.samples, 1, cfg.learner.micro_batch_size)
+        micro_batches = self._micro_batches(self._training_batch(groups))
         t_buffer = time.perf_counter()
-        metrics = self.learner.train_step([build_micro_batch(mb) for mb in shards.ranks[0]], step)
-        self.version += 1
+        metrics = self._learn(micro_batches, step)
         t_learner = time.perf_counter()
         self._sync_weights()
         t_end = time.perf_counter()

@@ -12,7 +12,7 @@ they are compared in (``GROUPS``; ``mt-editflow``, the preset as is, is every gr
 * IF reward: fine-grained average (``mt-editflow``) vs ``binary-avg`` vs ``binary-and``;
 * fusion: advantage level vs ``reward-fusion``;
 * advantage: broadcast vs ``per-turn-adv``;
-* objective: NFT vs ``grpo`` (Flow-GRPO on the SDE sampler, same 3 of 8 trained steps);
+* objective: NFT vs ``grpo`` (Flow-GRPO on the SDE sampler, 1 of 8 steps trained, as NFT);
 * the CC weight lambda: ``lambda-0``, 0.15 (``mt-editflow``), ``lambda-0.5``, ``lambda-1``,
   ``lambda-3`` (large lambda: the consistency-hacking regime, CC bought with IF).
 
