@@ -22,6 +22,12 @@ def test_targets_need_ten_overall_points_at_the_last_turn_and_a_smaller_drop():
     short = shapes_proof.proof_checks(base, mode([45.0, 33.0, 21.9], [70.0, 50.0, 40.0]))  # +9.9, drop 30
     assert [c.passed for c in short] == [False, False]
     assert "NOT met" in short[0].line() and "base 12.0 -> tuned 21.9" in short[0].line()
+    # Beside each target, the paired bootstrap's difference and whether its interval excludes 0.
+    from edit_rl.evaluation.bootstrap import Interval
+    wide, narrow = Interval(3.5, 3.8, -3.1, 12.0, 0.95, 1000), Interval(-13.0, 2.0, -17.0, -9.0, 0.95, 1000)
+    shown = shapes_proof.proof_checks(base, mode([45.0, 33.0, 15.5], [70.0, 50.0, 57.0]), intervals=(wide, narrow))
+    assert "difference +3.5 ± 3.8 (95% interval -3.1 to +12.0), NOT distinguishable from 0" in shown[0].line()
+    assert shown[1].passed and shown[1].line().endswith("-13.0 ± 2.0 (95% interval -17.0 to -9.0), distinguishable from 0")
     # No Overall (no CC pairs) counts as 0.
     assert shapes_proof.proof_checks(mode([10.0, 5.0, None], [50, 20, 0]), base)[0].tuned == 12.0
 
@@ -57,3 +63,4 @@ def test_one_step_then_both_evaluations_and_the_proof(tmp_path, local_ray, capsy
     assert "| base |" in proof and "| + MT-EditFlow NFT |" in proof
     assert "3 held-out" not in proof and "Held-out chains: 3" in proof
     assert "## Targets" in capsys.readouterr().out
+    assert proof.count("95% interval") == 2 and "paired bootstrap over the held-out chains" in proof
