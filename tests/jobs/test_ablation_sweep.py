@@ -113,6 +113,7 @@ def test_markdown_has_the_command_a_table_per_group_with_the_base_first():
     assert "| 3.00 ± 0.00 | 90.0 ± 0.0 |" in table
     assert "binary-and" not in table.split("Reading")[0].split("|---|")[1]  # no rows for unfinished variants
     assert "Reading: only mt-editflow has finished runs." in md
+    assert "The base row is ONE evaluation" in md.split("## Variants")[0]  # read variants against each other
 
 
 def test_every_variant_is_a_valid_config_that_changes_what_it_says():
