@@ -19,9 +19,11 @@ they are compared in (``GROUPS``; ``mt-editflow``, the preset as is, is every gr
 ``key=value`` overrides apply to every run and to the base evaluation (the variant's own keys and
 the seed come after them, so they win). The sweep is resumable: a (variant, seed) whose
 ``runs/<variant>/seed<S>/eval/`` holds report.md and scores.parquet is skipped, a finished
-training run is evaluated without retraining, one cut short resumes from its last checkpoint. The
-results are re-aggregated from everything on disk after each run (so subsets run one after
-another add up), into --out:
+training run is evaluated without retraining, one cut short resumes from its last checkpoint. A run
+recorded in --out's ablations.json is skipped too, so a fresh clone of the committed results adds
+variants or seeds to them without redoing the recorded ones (the base is evaluated again first and
+must match the recorded base, or the sweep stops). The results are re-aggregated from everything on
+disk and recorded after each run (so subsets run one after another add up), into --out:
 
     ablations.md       the regenerating command, the settings, one table per group (base first),
                        a reading of each group computed from the numbers
@@ -322,7 +324,7 @@ def group_table(group: Group, stats: dict[str, VariantStats], base: Optional[Run
 def render_markdown(stats: dict[str, VariantStats], base: Optional[RunResult], command: str,
                     settings: Sequence[str]) -> str:
     out = ["# Ablations: MT-EditFlow reward design on the shapes world", "",
-           "Regenerate (resumable; finished runs are skipped, everything is re-read from `runs/`):", "",
+           "Regenerate (resumable: runs finished under `runs/` or recorded in ablations.json are skipped):", "",
            f"    {command}", "", "## Settings", "", *(f"- {s}" for s in settings), "",
            "Cells are mean ± std over seeds (sample std; 0 with one seed), in percent except train IF (judge "
            f"score 1-5). EdiVal-O/-IF/-CC and marginal success: held-out chains, multi-turn mode (each turn "
@@ -377,12 +379,43 @@ def eval_numbers(eval_dir: Path, variant: str, seed: Optional[int]) -> RunResult
                      marginal=[t.marginal for t in turns], drop=summary.drop, num_chains=summary.num_chains)
 
 
+def recorded_results(out: Path) -> tuple[Optional[RunResult], dict[tuple[str, int], RunResult]]:
+    """The base and the (variant, seed) runs recorded in out/ablations.json: the committed results,
+    whose run folders (git-ignored) a fresh clone does not have."""
+    path = out / "ablations.json"
+    if not path.is_file():
+        return None, {}
+    try:
+        data = json.loads(path.read_text())
+        base = RunResult(**data["base"]) if data.get("base") else None
+        runs = {(r["variant"], r["seed"]): RunResult(**r) for r in data.get("runs", [])}
+    except (ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"{path} is not a sweep's results file ({err}); move it away or use another --out") from None
+    return base, {key: run for key, run in runs.items() if key[0] in BY_NAME}
+
+
+def check_same_base(recorded: Optional[RunResult], fresh: Optional[RunResult], tol: float = 1e-6) -> None:
+    """The base evaluation is deterministic: one made here must match the recorded one, or the
+    recorded runs and the new ones would not compare."""
+    if recorded is None or fresh is None:
+        return
+    for name in ("overall", "edival_if", "cc", "marginal"):
+        a, b = getattr(recorded, name), getattr(fresh, name)
+        same = len(a) == len(b) and all((x is None and y is None) or (x is not None and y is not None
+                                        and abs(x - y) <= tol) for x, y in zip(a, b))
+        if not same:
+            raise SystemExit(f"the base evaluates differently here ({name} {b}) than in the recorded results "
+                             f"({a}): the recorded runs would not compare with new ones; use another --out")
+
+
 def load_results(out: Path) -> tuple[Optional[RunResult], list[RunResult]]:
-    """The base evaluation and every evaluated (variant, seed) under out/runs/."""
+    """The base evaluation and every evaluated (variant, seed) under out/runs/, plus the runs
+    recorded in ablations.json that have no folder there (a fresh clone of the committed results)."""
     from edit_rl.config import load_config
     from edit_rl.observability import read_metrics
 
-    base = eval_numbers(base_eval_dir(out), "base", None) if evaluated(base_eval_dir(out)) else None
+    recorded_base, recorded = recorded_results(out)
+    base = eval_numbers(base_eval_dir(out), "base", None) if evaluated(base_eval_dir(out)) else recorded_base
     runs = []
     for variant in VARIANTS:
         for slot in sorted((out / "runs" / variant.name).glob("seed*")):
@@ -398,6 +431,9 @@ def load_results(out: Path) -> tuple[Optional[RunResult], list[RunResult]]:
             if (slot / "timing.json").is_file():
                 result.seconds = json.loads((slot / "timing.json").read_text())
             runs.append(result)
+    on_disk = {(r.variant, r.seed) for r in runs}
+    runs += [recorded[(v.name, seed)] for v in VARIANTS for (name, seed) in sorted(recorded)
+             if name == v.name and (name, seed) not in on_disk]
     return base, runs
 
 
@@ -606,24 +642,33 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     from jobs import evaluate
 
     start = time.perf_counter()
+    recorded_base, recorded = recorded_results(out)
+    plan = [(v, s) for s in args.seeds for v in args.variants]  # seed-major: a full first seed comes first
+
+    def done(variant: Variant, seed: int) -> bool:
+        return evaluated(slot_dir(out, variant.name, seed) / "eval") or (variant.name, seed) in recorded
+
     base_dir = base_eval_dir(out)
-    if not evaluated(base_dir):
+    if not evaluated(base_dir) and (recorded_base is None or not all(done(v, s) for v, s in plan)):
         if base_dir.exists():
             shutil.rmtree(base_dir)
         evaluate.main(["--config", args.config, *(["--address", args.address] if args.address else []),
                        "--output", str(base_dir), "--label", "base", *SWEEP_DEFAULTS, *args.overrides])
         print(f"[base] evaluated in {_minutes(time.perf_counter() - start)}", flush=True)
-    plan = [(v, s) for s in args.seeds for v in args.variants]  # seed-major: a full first seed comes first
+        check_same_base(recorded_base, eval_numbers(base_dir, "base", None))
     durations: list[float] = []
     for i, (variant, seed) in enumerate(plan, 1):
         tag = f"[{i}/{len(plan)}] {variant.name} seed {seed}"
         if evaluated(slot_dir(out, variant.name, seed) / "eval"):
             print(f"{tag}: already evaluated, skipped", flush=True)
             continue
+        if (variant.name, seed) in recorded:
+            print(f"{tag}: recorded in {out / 'ablations.json'}, skipped", flush=True)
+            continue
         began = time.perf_counter()
         timing = run_variant(out, variant, seed, args.config, args.overrides, base_dir, args.address)
         durations.append(time.perf_counter() - began)
-        left = sum(1 for v, s in plan[i:] if not evaluated(slot_dir(out, v.name, s) / "eval"))
+        left = sum(1 for v, s in plan[i:] if not done(v, s))
         write_results(out, args.config, args.overrides)
         print(f"{tag}: done in {_minutes(durations[-1])} (train {_minutes(timing['train_s'])}, eval "
               f"{_minutes(timing['eval_s'])}); elapsed {_minutes(time.perf_counter() - start)}, "

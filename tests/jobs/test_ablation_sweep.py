@@ -208,6 +208,34 @@ def test_tiny_sweep_writes_the_results_and_a_second_run_skips_everything(tmp_pat
     assert printed.count("already evaluated, skipped") == 1 and "done:" in printed
     assert (out / "ablations.md").read_text() == md
 
+    # A fresh clone of the committed results has ablations.json but no runs/ (git-ignored): the
+    # recorded run and base are neither redone nor lost.
+    shutil.rmtree(out / "runs")
+    sweep.main(argv)
+    printed = capsys.readouterr().out
+    assert printed.count("recorded in") == 1 and "[base]" not in printed
+    assert (out / "ablations.md").read_text() == md
+    assert json.loads((out / "ablations.json").read_text())["runs"] == data["runs"]
+
+
+def test_recorded_results_are_kept_and_a_different_base_stops_the_sweep(tmp_path):
+    base = RunResult("base", None, [30.0, 15.0, 5.0], [40.0, 20.0, 6.0], [88.0, 87.0, 86.0], [40.0, 30.0, 20.0],
+                     20.0, 10)
+    rec = run("lambda-1", 2, [40.0, 30.0, 21.0])
+    stale = run("no-longer-a-variant", 0, [1.0, 1.0, 1.0])
+    (tmp_path / "ablations.json").write_text(json.dumps(
+        {"base": sweep.asdict(base), "runs": [sweep.asdict(rec), sweep.asdict(stale)]}))
+    got_base, got_runs = sweep.load_results(tmp_path)
+    assert got_base == base and got_runs == [rec]
+    sweep.check_same_base(base, base)
+    sweep.check_same_base(None, base)
+    moved = RunResult(**{**sweep.asdict(base), "overall": [30.0, 15.0, 5.5]})
+    with pytest.raises(SystemExit, match="evaluates differently"):
+        sweep.check_same_base(base, moved)
+    (tmp_path / "ablations.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="not a sweep's results file"):
+        sweep.load_results(tmp_path)
+
 
 def test_plots_one_row_per_group_with_runs_and_bars_per_variant(tmp_path):
     from PIL import Image
