@@ -273,6 +273,12 @@ class LearnerConfig:
     micro_batch_size: int = 2
     num_cpus_per_rank: float = 1.0
     num_gpus_per_rank: float = 1.0
+    # Evaluation EMA (the DiffusionNFT / flow_grpo recipe): checkpoints' lora/ hold an exponential
+    # moving average of the trained LoRA, updated after every optimizer step s with decay
+    # min((1 + s) / (10 + s), ema_max_decay) (`edit_rl.objectives.old_policy.ema_decay`); training
+    # and weight sync still use the current weights. Off: lora/ holds the last weights.
+    ema: bool = False
+    ema_max_decay: float = 0.9
 
     def validate(self, prefix: str = "learner") -> None:
         _check(self.num_ranks >= 1, f"{prefix}.num_ranks", "must be >= 1")
@@ -285,6 +291,7 @@ class LearnerConfig:
         _check(self.zero_stage in (2, 3), f"{prefix}.zero_stage", f"must be 2 or 3, got {self.zero_stage}")
         _check(self.zero3_persistence_threshold >= 0, f"{prefix}.zero3_persistence_threshold", "must be >= 0")
         _check(self.micro_batch_size >= 1, f"{prefix}.micro_batch_size", "must be >= 1")
+        _check(0 <= self.ema_max_decay < 1, f"{prefix}.ema_max_decay", f"must be in [0, 1), got {self.ema_max_decay}")
 
 
 @dataclass

@@ -10,7 +10,12 @@ average over the R ranks), then clips and steps AdamW. A non-finite loss on any 
 through an all-reduce, so every rank takes the same branch) or a non-finite gradient norm drops
 the gradients instead: weights and optimizer state stay as they were and the step is counted.
 After the step's updates, DiffusionNFT moves the old adapter: old <- d old + (1 - d) theta with
-d = old_policy_decay(step, decay_type) (not when no update was applied).
+d = old_policy_decay(step, decay_type) (not when no update was applied). With ``learner.ema``, every
+applied update s (counted from 1 over the run) also moves the evaluation EMA of theta,
+ema <- e ema + (1 - e) theta with e = ema_decay(s, learner.ema_max_decay) (the reference's
+``EMAModuleWrapper.step`` after each optimizer step; ema starts at the initial LoRA), and
+`save_lora` writes the EMA: what checkpoints hand to evaluation, as the reference evaluates and
+saves its EMA.
 
 Randomness: NFT noise levels and noise come from per-sample generators seeded by (trainer seed,
 step, sample key), and the global torch RNG (LoRA dropout) is seeded by (seed, step, rank) for
@@ -33,7 +38,7 @@ from edit_rl.editors.base import Editor
 from edit_rl.editors.load import load_editor
 from edit_rl.editors.lora import DEFAULT_ADAPTER, OLD_ADAPTER, add_lora
 from edit_rl.editors.lora_targets import lora_config_for
-from edit_rl.objectives.old_policy import old_policy_decay
+from edit_rl.objectives.old_policy import ema_decay, old_policy_decay, soft_update_
 from edit_rl.training import dist
 from edit_rl.training.backends import Backend, StepResult, make_backend
 from edit_rl.training.backends.torch_fsdp2 import TorchBackend
@@ -63,6 +68,10 @@ class Learner:
         self.last_step = -1  # the last step trained (-1: none)
         self.optimizer_steps = 0  # updates applied since the run began
         self.skipped_nonfinite = 0  # optimizer steps dropped for a non-finite loss or gradient
+        # The evaluation EMA of "default": full CPU tensors, the same on every rank (None: off).
+        self.ema: dict[str, Tensor] | None = None
+        if cfg.learner.ema:  # float32 whatever the LoRA's dtype: small (1 - e) updates must not round away
+            self.ema = {name: t.float() for name, t in self.lora_state().items()}
 
     # ---- training ----------------------------------------------------------------------------
     def train_step(self, micro_batches: Sequence[MicroBatch], step: int) -> dict[str, float]:
@@ -85,7 +94,9 @@ class Learner:
                 grad_norm = step_result.grad_norm
                 applied += int(step_result.applied)
                 skipped += int(not step_result.applied)
-        self.optimizer_steps += applied
+                if step_result.applied:
+                    self.optimizer_steps += 1
+                    self._update_ema()
         self.skipped_nonfinite += skipped
         metrics = {name: float(v) / num_samples if num_samples > 0 else float("nan")
                    for name, v in zip(self.metric_names, sums.tolist())}
@@ -99,6 +110,15 @@ class Learner:
             metrics["old_decay"] = decay
         self.last_step = step
         return metrics
+
+    def _update_ema(self) -> None:
+        """ema <- e ema + (1 - e) theta, e = ema_decay(updates so far) (collective: gathers theta)."""
+        if self.ema is None:
+            return
+        theta = self.lora_state()
+        names = sorted(self.ema)
+        soft_update_([self.ema[n] for n in names], [theta[n] for n in names],
+                     ema_decay(self.optimizer_steps, self.cfg.learner.ema_max_decay))
 
     def _optimizer_step(self, group: list[MicroBatch], step: int) -> tuple[Tensor, float, StepResult] | None:
         """One update over ``group``; None when no rank has a real sample (nothing runs)."""
@@ -148,10 +168,10 @@ class Learner:
         return self.backend.gather_adapter(adapter)
 
     def save_lora(self, folder: str | Path) -> None:
-        """The "default" adapter in diffusers' LoRA format (``pytorch_lora_weights.safetensors``
-        with rank / alpha metadata; `edit_rl.editors.lora.save_lora_weights` for a gathered
-        state), written by rank 0."""
-        state = self.lora_state()
+        """The "default" adapter (its evaluation EMA with ``learner.ema``) in diffusers' LoRA format
+        (``pytorch_lora_weights.safetensors`` with rank / alpha metadata;
+        `edit_rl.editors.lora.save_lora_weights` for a gathered state), written by rank 0."""
+        state = self.lora_state() if self.ema is None else self.ema
         if self.rank == 0:
             metadata = self.editor.transformer.peft_config[DEFAULT_ADAPTER].to_dict()
             self.editor.pipeline_class.save_lora_weights(str(folder), transformer_lora_layers=state,
@@ -164,6 +184,8 @@ class Learner:
                                  "skipped_nonfinite": self.skipped_nonfinite}
         if self.nft:
             extra["old_adapter"] = self.backend.gather_adapter(OLD_ADAPTER)
+        if self.ema is not None:
+            extra["ema"] = self.ema
         return extra
 
     def _load_extra_state(self, extra: dict[str, Any]) -> None:
@@ -173,6 +195,13 @@ class Learner:
                              f"for {self.cfg.objective.name!r}")
         if self.nft:
             self.backend.scatter_adapter_(OLD_ADAPTER, extra["old_adapter"])
+        if self.ema is not None:
+            if "ema" not in extra:
+                raise ValueError("learner.ema is on but the checkpoint has no EMA (it was saved with "
+                                 "learner.ema off); resume with learner.ema=false")
+            if set(extra["ema"]) != set(self.ema):
+                raise ValueError("the checkpoint's EMA does not have this LoRA's tensors")
+            self.ema = {n: t.detach().cpu().float().clone() for n, t in extra["ema"].items()}
         self.last_step = int(extra["last_step"])
         self.optimizer_steps = int(extra["optimizer_steps"])
         self.skipped_nonfinite = int(extra["skipped_nonfinite"])

@@ -10,6 +10,7 @@ import dataclasses
 import pytest
 import ray
 import torch
+from safetensors.torch import load_file
 
 from actors.learner import LearnerGroup, LearnerRankError
 from edit_rl.buffer.sharding import shard_samples
@@ -25,7 +26,8 @@ from edit_rl.training.turn_sample import split_rollout
 ADVANTAGES, RS = [1.0, -1.0, 0.5], [1.0, 0.0, 0.6]
 
 
-def config(backend: str = "fsdp2", num_ranks: int = 2, zero_stage: int = 2, micro_batch_size: int = 2) -> Config:
+def config(backend: str = "fsdp2", num_ranks: int = 2, zero_stage: int = 2, micro_batch_size: int = 2,
+           ema: bool = False) -> Config:
     cfg = Config()
     cfg.editor = EditorConfig(family="flux_kontext", name_or_path="tiny/flux-kontext", dtype="float32",
                               resolution=32, max_sequence_length=16, gradient_checkpointing=False)
@@ -33,7 +35,8 @@ def config(backend: str = "fsdp2", num_ranks: int = 2, zero_stage: int = 2, micr
     cfg.sampler = SamplerConfig(method="sde", num_steps=3)
     cfg.learner = LearnerConfig(backend=backend, zero_stage=zero_stage, num_ranks=num_ranks, lr=1e-2,
                                 micro_batch_size=micro_batch_size, num_cpus_per_rank=1, num_gpus_per_rank=0,
-                                zero3_persistence_threshold=0)  # ZeRO-3: partition even the tiny model's weights
+                                zero3_persistence_threshold=0,  # ZeRO-3: partition even the tiny model's weights
+                                ema=ema)
     return cfg.validate()
 
 
@@ -144,12 +147,18 @@ def same_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 def test_deepspeed_zero3_two_ranks_accumulate_micro_batches_like_one_process_skip_and_resume(
         samples, one_process, tmp_path):
-    group = LearnerGroup(config("deepspeed", zero_stage=3, micro_batch_size=1))
+    group = LearnerGroup(config("deepspeed", zero_stage=3, micro_batch_size=1, ema=True))
     try:
         sharded = shard_samples(samples, 2, 1)  # 3 micro-batches of 1 per rank: 3 backwards per update
         metrics = group.train_step(sharded, step=0)
         check_against_one_process(group, metrics, one_process, micro_batches=3)
         trained = group.lora_state()
+        # the evaluation EMA of the partitioned LoRA, what save_lora writes: e = 2/11 after update 1
+        init = Learner(config(num_ranks=1)).lora_state()  # the LoRA init is the same in every run
+        group.save_lora(str(tmp_path / "ema"))
+        saved = load_file(tmp_path / "ema" / "pytorch_lora_weights.safetensors")
+        assert max(float((saved[f"transformer.{k}"] - (2 / 11 * init[k] + 9 / 11 * trained[k])).abs().max())
+                   for k in trained) < 1e-6
         group.save_checkpoint(str(tmp_path))
         assert sorted(f.name for f in (tmp_path / "learner").glob("zero_pp_rank_*_model_states.pt")) == [
             "zero_pp_rank_0_mp_rank_00_model_states.pt", "zero_pp_rank_1_mp_rank_00_model_states.pt"]  # ZeRO-3's
@@ -172,6 +181,8 @@ def test_deepspeed_zero3_two_ranks_accumulate_micro_batches_like_one_process_ski
         group.load_checkpoint(str(tmp_path))
         assert all(same_states(s, trained) for s in group.lora_states())
         assert same_states(group.lora_state("old"), trained)
+        group.save_lora(str(tmp_path / "ema-restored"))  # the EMA came back with the checkpoint
+        assert same_states(load_file(tmp_path / "ema-restored" / "pytorch_lora_weights.safetensors"), saved)
         resumed = group.train_step(sharded, step=300)
         # the same update as after the skipped step: the skip left no gradient behind
         assert {k: v for k, v in resumed.items() if k != "total_skipped_nonfinite"} == {

@@ -57,6 +57,7 @@ def test_int_given_for_float_is_accepted_and_converted():
     ("noequals", "must look like key.subkey=value"),
     ("learner.backend=deepspeed learner.zero_stage=1", "learner.zero_stage: 1 is not one of [2, 3]"),
     ("learner.zero3_persistence_threshold=-1", "learner.zero3_persistence_threshold: must be >= 0"),
+    ("learner.ema_max_decay=1", "learner.ema_max_decay: must be in [0, 1)"),
 ])
 def test_bad_values_name_the_key(override, fragment):
     with pytest.raises(ConfigError) as err:

@@ -188,3 +188,33 @@ def test_lora_state_and_the_diffusers_lora_file(tiny_config, make_samples, tmp_p
     ours = load_file(tmp_path / "ours" / "pytorch_lora_weights.safetensors")
     assert same(ours, load_file(tmp_path / "reference" / "pytorch_lora_weights.safetensors"))
     assert same(ours, {f"transformer.{k}": v for k, v in state.items()})
+
+
+def test_the_evaluation_ema_follows_the_reference_schedule_and_is_what_save_lora_writes(tiny_config, make_samples,
+                                                                                        tmp_path):
+    """ema_0 = the initial LoRA; after update s: ema_s = e_s ema_{s-1} + (1 - e_s) theta_s with
+    e_s = min((1 + s) / (10 + s), max) (flow_grpo EMAModuleWrapper); a dropped update moves nothing."""
+    good = micro_batches(make_samples([1.0, -1.0, 0.5], [1.0, 0.0, 0.6]))
+    nan = micro_batches(make_samples([float("nan"), 1.0, 0.5], [float("nan"), 0.0, 0.6]))
+    learner = Learner(tiny_config(ema=True, ema_max_decay=0.2))
+    expected = {k: v.double() for k, v in learner.lora_state().items()}
+    for step, batches, decay in ((0, good, 2 / 11), (1, nan, None), (2, good, 0.2), (3, good, 0.2)):
+        learner.train_step(batches, step)
+        if decay is not None:  # update s = 1, (dropped), 2, 3: e = 2/11, 3/12 -> capped 0.2, 0.2
+            theta = {k: v.double() for k, v in learner.lora_state().items()}
+            expected = {k: decay * expected[k] + (1 - decay) * theta[k] for k in expected}
+        assert max_diff({k: v.float() for k, v in expected.items()}, learner.ema) < 1e-6, step
+    assert learner.optimizer_steps == 3 and learner.skipped_nonfinite == 1
+    assert max_diff(learner.ema, learner.lora_state()) > 1e-5  # the EMA lags the weights
+
+    learner.save_lora(tmp_path / "lora")
+    saved = load_file(tmp_path / "lora" / "pytorch_lora_weights.safetensors")
+    assert same(saved, {f"transformer.{k}": v for k, v in learner.ema.items()})
+
+    learner.save_checkpoint(tmp_path / "ckpt")
+    resumed = Learner(tiny_config(ema=True, ema_max_decay=0.2))
+    resumed.load_checkpoint(tmp_path / "ckpt")
+    assert same(resumed.ema, learner.ema)
+    Learner(tiny_config()).save_checkpoint(tmp_path / "plain")
+    with pytest.raises(ValueError, match="no EMA"):
+        resumed.load_checkpoint(tmp_path / "plain")
