@@ -35,17 +35,15 @@ disk and recorded after each run (so subsets run one after another add up), into
 
 A --out with results refuses other --config / overrides (the runs would not compare).
 
-Time on this 2-core machine, quiet, with the preset as it is now (16 chains x 4 rollouts x 3 turns
-a step at 15-18 s, both cores per stage): the proof job's training (the same run as ``mt-editflow``,
+Time on a quiet 2-core machine, with the preset as it is now (16 chains x 4 rollouts x 3 turns a
+step at 15-18 s, both cores per stage): the proof job's training (the same run as ``mt-editflow``,
 50 steps) takes about 14 min and evaluating 200 held-out chains multi-turn about 1 min, so one
 (variant, seed) is about 16 min and the full default sweep (10 variants x 3 seeds) about 8 hours.
-For about 70 minutes: ``trainer.num_steps=10`` (3.5 min of training and 1.1 min of evaluation a run)
-with 5 variants x 3 seeds, the subset committed in ``results/ablations``:
+At ``trainer.num_steps=10`` a run is about 4.5 min (3.5 min of training, 1.1 min of evaluation) and
+all 30 runs about 2.3 hours; a slower machine (steps of ~30 s) took 7-10 min a run. The results
+committed in ``results/ablations`` are that sweep:
 
-    python -m jobs.ablation_sweep --variants mt-editflow,binary-and,reward-fusion,per-turn-adv,lambda-3 \
-        --seeds 0,1,2 trainer.num_steps=10
-
-GRPO steps were not timed separately.
+    python -m jobs.ablation_sweep --variants all --seeds 0,1,2 trainer.num_steps=10
 """
 from __future__ import annotations
 
@@ -523,7 +521,7 @@ def write_results(out: Path, config: str, overrides: Sequence[str]) -> Path:
                 f"seeds: {', '.join(map(str, seeds)) or '-'}; runs: {len(runs)}",
                 "base: the shipped editor `shapes/base`, evaluated once (deterministic)"]
     if timed:
-        settings.append("mean time per run on this machine: training "
+        settings.append("mean time per run (on the machines that made them): training "
                         f"{statistics.fmean(t.get('train_s', 0) for t in timed) / 60:.1f} min, evaluation "
                         f"{statistics.fmean(t.get('eval_s', 0) for t in timed) / 60:.1f} min")
     out.mkdir(parents=True, exist_ok=True)
