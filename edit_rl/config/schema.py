@@ -208,7 +208,7 @@ class JudgeConfig:
     backend: Literal["vllm", "transformers", "synthetic"] = "vllm"  # synthetic: the shapes world's checker
     mode: Literal["multi_turn", "single_turn"] = "multi_turn"  # training queries once per trajectory
     thinking: bool = True  # MT-EditFlow's main runs; Edit-R1 prefers non-thinking logit scores
-    scoring: Literal["logit", "sampled", "yes_no"] = "logit"
+    scoring: Literal["logit", "sampled", "yes_no"] = "logit"  # synthetic backend: sampled = the rubric's integer
     dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16"
     max_thinking_tokens: int = 512
     temperature: float = 0.0
@@ -221,6 +221,8 @@ class JudgeConfig:
 
     def validate(self, prefix: str = "judge") -> None:
         _check(self.max_thinking_tokens >= 1, f"{prefix}.max_thinking_tokens", "must be >= 1")
+        _check(self.backend != "synthetic" or self.scoring in ("sampled", "logit"), f"{prefix}.scoring",
+               f"must be 'sampled' (the rubric's integer) or 'logit' (graded) with backend=synthetic, got {self.scoring!r}")
         _check(self.temperature >= 0, f"{prefix}.temperature", "must be >= 0")
         _check(self.prime_answer or (self.mode == "single_turn" and not self.thinking), f"{prefix}.prime_answer",
                "False (read the first response token) needs mode=single_turn and thinking=false")
@@ -303,9 +305,20 @@ class DataConfig:
     image_dir: Optional[str] = None
     synthetic_train_chains: int = 256  # source=synthetic: chains generated from the train seeds
     synthetic_image_size: int = 32
+    # source=synthetic: the edit kinds training chains draw from (a curriculum); None: all seven. The
+    # held-out chains always draw from all seven, so an evaluation is the same whatever this says.
+    synthetic_edit_types: Optional[list[str]] = None
 
     def validate(self, prefix: str = "data") -> None:
         _check(self.synthetic_train_chains >= 1, f"{prefix}.synthetic_train_chains", "must be >= 1")
+        if self.synthetic_edit_types is not None:
+            from edit_rl.synthetic.edits import EDIT_TYPES
+
+            kinds = self.synthetic_edit_types
+            unknown = sorted(set(kinds) - set(EDIT_TYPES))
+            _check(not unknown, f"{prefix}.synthetic_edit_types", f"unknown kinds {unknown}; known: {list(EDIT_TYPES)}")
+            _check(len(kinds) >= 1 and len(set(kinds)) == len(kinds), f"{prefix}.synthetic_edit_types",
+                   f"must list at least one kind, each once, got {kinds}")
         _check(32 <= self.synthetic_image_size <= 64, f"{prefix}.synthetic_image_size", "must be in [32, 64]")
         if self.source in ("parquet", "edival"):
             _check(self.train_path is not None, f"{prefix}.train_path",

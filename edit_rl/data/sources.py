@@ -11,14 +11,12 @@ log = logging.getLogger(__name__)
 
 
 def load_training_chains(cfg: DataConfig) -> list[EditChain]:
-    """synthetic: the shapes world's train split; parquet: our schema (bad rows reported and
+    """synthetic: the shapes world's train split (from ``data.synthetic_edit_types`` only, when set); parquet: our schema (bad rows reported and
     skipped). The EdiVal CSV is an evaluation source (jobs.evaluate), not a training one."""
     if cfg.source == "synthetic":
-        from edit_rl.synthetic.generate import NUM_TURNS
-        from edit_rl.synthetic.splits import make_split
-        from edit_rl.synthetic.world import Geometry
+        from edit_rl.synthetic.splits import train_split
 
-        return make_split("train", cfg.synthetic_train_chains, Geometry(cfg.synthetic_image_size), NUM_TURNS)
+        return train_split(cfg)
     if cfg.source == "parquet":
         result = read_chains(cfg.train_path)
         for error in result.errors:

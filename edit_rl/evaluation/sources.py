@@ -19,16 +19,14 @@ class EvalData:
 
 
 def load_eval_chains(cfg: EvaluationConfig, data: DataConfig) -> EvalData:
-    """synthetic: the shapes world's held-out split, disjoint from the ``data.synthetic_train_chains``
-    training chains; parquet: our chain schema; edival: EdiVal's instruction file and its images
+    """synthetic: the shapes world's held-out split (all edit kinds), disjoint from the run's training
+    chains (``data.synthetic_train_chains`` of ``data.synthetic_edit_types``); parquet: our chain schema; edival: EdiVal's instruction file and its images
     (:func:`edit_rl.evaluation.edival_csv.load_edival_chains`). Bad rows are reported, not raised."""
     cfg.validate()
     if cfg.source == "synthetic":
-        from edit_rl.synthetic.splits import make_splits
-        from edit_rl.synthetic.world import Geometry
+        from edit_rl.synthetic.splits import heldout_split
 
-        _, heldout = make_splits(data.synthetic_train_chains, cfg.synthetic_chains,
-                                 Geometry(data.synthetic_image_size))
+        heldout = heldout_split(data, cfg.synthetic_chains)
         chains: tuple[EditChain, ...] = tuple(heldout)
         errors: tuple[RowError, ...] = ()
         where = (f"synthetic held-out split ({data.synthetic_image_size} px, disjoint from the "

@@ -194,7 +194,7 @@ def build_judge(config: JudgeConfig, model_path: Optional[str] = None) -> Judge:
     if config.backend == "synthetic":  # the verifiable shapes-world judge, served the same way
         from edit_rl.synthetic.judge import SyntheticJudge
 
-        return SyntheticJudge()  # type: ignore[return-value]
+        return SyntheticJudge(config.scoring)  # type: ignore[return-value]
     if model_path is None:
         from edit_rl.models import resolve_model
 

@@ -56,6 +56,7 @@ class TurnVerdict:
 
     score: int
     reason: str
+    junk_pixels: int = 0  # of the output image
 
     @property
     def success(self) -> bool:
@@ -115,7 +116,7 @@ def score_turn(before: ParsedScene, output: ParsedScene, edit: Edit) -> TurnVerd
         expected = apply_edit(source, edit)
         region = set(edited_cells(source, edit))
     except NotApplicable as err:
-        return TurnVerdict(1, f"not applicable to the input: {err}")
+        return TurnVerdict(1, f"not applicable to the input: {err}", output.junk_pixels)
     out = output.scene
     is_background = isinstance(edit, BackgroundChange)
     done = _objects_in(out, region, True) == _objects_in(expected, region, True)
@@ -125,12 +126,12 @@ def score_turn(before: ParsedScene, output: ParsedScene, edit: Edit) -> TurnVerd
     if not is_background:
         rest_kept = rest_kept and out.background == expected.background
     if done and rest_kept and output.junk_pixels <= JUNK_TOLERANCE_PIXELS:
-        return TurnVerdict(5, "edit done, rest kept, clean")
+        return TurnVerdict(5, "edit done, rest kept, clean", output.junk_pixels)
     if done and rest_kept:
-        return TurnVerdict(4, f"edit done, rest kept, {output.junk_pixels} junk pixels")
+        return TurnVerdict(4, f"edit done, rest kept, {output.junk_pixels} junk pixels", output.junk_pixels)
     if done:
-        return TurnVerdict(3, "edit done with collateral changes")
+        return TurnVerdict(3, "edit done with collateral changes", output.junk_pixels)
     if partial_attempt(edit, source, output):
-        return TurnVerdict(2, "edit attempted the wrong way")
-    return TurnVerdict(1, "edit not attempted")
+        return TurnVerdict(2, "edit attempted the wrong way", output.junk_pixels)
+    return TurnVerdict(1, "edit not attempted", output.junk_pixels)
 

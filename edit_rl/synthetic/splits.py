@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+from edit_rl.config.schema import DataConfig
 from edit_rl.data.chain import EditChain
 from edit_rl.synthetic.edits import EDIT_TYPES
 from edit_rl.synthetic.generate import NUM_TURNS, generate_chain
@@ -42,6 +43,20 @@ def make_split(split: Split, count: int, geometry: Geometry = Geometry(), num_tu
             taken.add(key)
             chains.append(chain)
     return chains
+
+
+def train_split(data: DataConfig) -> list[EditChain]:
+    """The training chains of a run's ``data`` config: ``data.synthetic_train_chains`` chains of the
+    train seeds, drawn from ``data.synthetic_edit_types`` (all kinds when None)."""
+    return make_split("train", data.synthetic_train_chains, Geometry(data.synthetic_image_size), NUM_TURNS,
+                      data.synthetic_edit_types or EDIT_TYPES)
+
+
+def heldout_split(data: DataConfig, count: int) -> list[EditChain]:
+    """``count`` held-out chains (all edit kinds, whatever the training draws from), none equal to a
+    training chain of ``data``; with all kinds trained, the same as :func:`make_splits`' held-out."""
+    exclude = frozenset(chain_key(c) for c in train_split(data))
+    return make_split("heldout", count, Geometry(data.synthetic_image_size), NUM_TURNS, exclude=exclude)
 
 
 def make_splits(num_train: int, num_heldout: int, geometry: Geometry = Geometry(), num_turns: int = NUM_TURNS,

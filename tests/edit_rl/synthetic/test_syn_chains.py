@@ -1,9 +1,14 @@
-"""Instruction chains: grammar, context consistency, per-turn lists, splits and the CLI."""
+"""Instruction chains: grammar, context consistency, per-turn lists, splits, the training curriculum
+and the CLI."""
+import re
 from collections import Counter
 
 import pytest
 
+from edit_rl.config import ConfigError
+from edit_rl.config.schema import DataConfig
 from edit_rl.data import read_chains
+from edit_rl.data.sources import load_training_chains
 from edit_rl.synthetic import (
     EDIT_TYPES,
     BackgroundChange,
@@ -21,6 +26,7 @@ from edit_rl.synthetic import (
 )
 from edit_rl.synthetic.generate import named_objects
 from edit_rl.synthetic.make_chains import main as make_chains_main
+from edit_rl.synthetic.splits import chain_key, heldout_split, make_split
 
 CHAINS = [generate_chain(seed) for seed in range(300)]
 
@@ -96,3 +102,25 @@ def test_make_chains_cli_writes_readable_parquet(tmp_path, capsys):
     assert "30 chains" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         make_chains_main(["--out", str(tmp_path), "--train", "3", "--heldout", "1", "--image-size", "100"])
+
+
+def test_training_curriculum_draws_only_the_named_kinds_and_the_held_out_set_stays():
+    kinds = ["color_alter", "subject_remove", "background_change"]
+    data = DataConfig(synthetic_train_chains=30, synthetic_image_size=32, synthetic_edit_types=kinds)
+    train = load_training_chains(data)
+    assert len(train) == 30 and {t.task_type for c in train for t in c.turns} == set(kinds)
+    # the held-out chains are the all-kinds held-out split, and none of them is a training chain
+    heldout = heldout_split(data, 20)
+    assert heldout == make_splits(30, 20)[1]
+    assert not {chain_key(c) for c in heldout} & {chain_key(c) for c in train}
+    assert len({t.task_type for c in heldout for t in c.turns}) == 7
+    # all kinds by default: the same chains as before the option existed
+    assert load_training_chains(DataConfig(synthetic_train_chains=30)) == make_split("train", 30)
+
+
+@pytest.mark.parametrize("kinds, message", [(["colour_alter"], "unknown kinds ['colour_alter']"),
+                                            ([], "at least one kind"),
+                                            (["size_change", "size_change"], "each once")])
+def test_training_curriculum_rejects_bad_kinds(kinds, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        DataConfig(synthetic_edit_types=kinds).validate()

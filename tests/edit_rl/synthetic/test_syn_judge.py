@@ -155,3 +155,32 @@ def test_unchanged_outputs_score_1_and_unknown_instructions_fall_back():
     odd = judge.score([JudgeRequest(reference, (reference,), ("Make it look vintage.",))])[0]
     assert odd.fallback and odd.values == [1.0] and "fallback" in odd.response
     assert judge.stats == ScoringStats(requests=2, turns=4, fallback_requests=1, fallback_turns=1)
+
+
+def test_logit_scoring_grades_a_dirty_right_edit_by_its_junk_and_leaves_the_rest_as_sampled():
+    perfect = render(scene(YELLOW_CIRCLE, BLUE_SQUARE, GREEN_TRIANGLE))
+    instruction = "Change the color of the large red circle to yellow."
+    outputs = [with_junk(perfect, n) for n in (0, 2, 3, 4, 10)] + [render(BASE), render(scene(YELLOW_CIRCLE))]
+    requests = [JudgeRequest(render(BASE), (out,), (instruction,)) for out in outputs]
+    sampled = [r.values[0] for r in SyntheticJudge("sampled").score(requests)]
+    graded = SyntheticJudge("logit").score(requests)
+    assert sampled == [5.0, 5.0, 4.0, 4.0, 4.0, 1.0, 3.0]
+    # tau = 2 junk pixels: p5 = 2 / J, s = 4 + p5 (hand-computed: 3 -> 4.667, 4 -> 4.5, 10 -> 4.2)
+    assert [r.values[0] for r in graded] == pytest.approx([5.0, 5.0, 4 + 2 / 3, 4.5, 4.2, 1.0, 3.0])
+    assert graded[2].turns[0].probs == pytest.approx((0, 0, 0, 1 / 3, 2 / 3))
+    assert graded[2].turns[0].normalized == pytest.approx((4 + 2 / 3 - 1) / 4)
+    assert graded[3].response == '"Turn 1": [[4]] edit done, rest kept, 4 junk pixels'
+    assert all(r.turns[0].value < 5 for r in graded[2:])  # no dirty image passes: success is unchanged
+
+
+def test_the_judge_service_config_picks_the_scoring_and_rejects_yes_no():
+    from edit_rl.config import ConfigError
+    from edit_rl.config.schema import JudgeConfig
+    from edit_rl.judge.judge import build_judge
+
+    assert build_judge(JudgeConfig(backend="synthetic", scoring="sampled")).scoring == "sampled"
+    assert build_judge(JudgeConfig(backend="synthetic")).scoring == "logit"
+    with pytest.raises(ConfigError, match="scoring"):
+        JudgeConfig(backend="synthetic", scoring="yes_no").validate()
+    with pytest.raises(ValueError, match="yes_no"):
+        SyntheticJudge("yes_no")
