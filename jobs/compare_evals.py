@@ -2,8 +2,9 @@
 
     python -m jobs.compare_evals BASE_EVAL_DIR OTHER_EVAL_DIR [...] --output DIR
 
-Writes DIR/report.md (every table with all runs, deltas to the first) and DIR/plots/, all
-recomputed from the folders' scores.parquet.
+Writes DIR/report.md (every table with all runs, deltas to the first, and each run's differences
+from the first with paired-bootstrap intervals over the chains: is a gain more than chance?) and
+DIR/plots/, all recomputed from the folders' scores.parquet.
 """
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ services as training; writes an evaluation folder:
 
     report.md       EdiVal-IF / -CC / -O per turn (MT-EditFlow Table 1 layout), marginal success and
                     the T1 -> T3 drop (Table 7), per edit type; with --compare, the other evaluations
-                    first and deltas to the first of them (pass the base model's evaluation)
+                    first and deltas to the first of them (pass the base model's evaluation), and
+                    this run's differences from it with paired-bootstrap intervals over the chains
     scores.parquet  every turn's scores (edit_rl.evaluation.scores): everything can be recomputed
     plots/          per-turn curves and per-type bars (PNG)
     grids/          per-chain grids: input, T1, T2, T3 with instructions and scores
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> Path:
 
     from edit_rl.config import ConfigError, load_config, save_config
     from edit_rl.editors.lora import read_lora_weights
-    from edit_rl.evaluation import EvalMeta, load_runs, render_report, summarize, write_plots, write_scores
+    from edit_rl.evaluation import EvalMeta, load_runs, read_scores, render_report, summarize, write_plots, write_scores
+    from edit_rl.evaluation.bootstrap import paired_differences
     from edit_rl.evaluation.compare import distinct_labels
 
     try:
@@ -148,9 +150,13 @@ def main(argv: list[str] | None = None) -> Path:
                     modes=tuple(cfg.evaluation.modes), seconds=time.perf_counter() - start)
     write_scores(records, meta, out / "scores.parquet")
     *baselines, run = distinct_labels([*baselines, summarize(records, meta)], [*args.compare, out])
+    differences = []
+    if baselines:
+        print(f"paired bootstrap of the differences from {args.compare[0]} ...", flush=True)
+        differences = paired_differences(read_scores(args.compare[0])[0], [(run.meta.label, records)])
     plots = write_plots([*baselines, run], out / "plots")
     (out / "report.md").write_text(render_report(run, baselines, plots=plots, grids=evaluator.grids,
-                                                 errors=evaluator.errors, root=out))
+                                                 errors=evaluator.errors, root=out, differences=differences))
     for mode, summary in run.modes.items():
         per_turn = "  ".join(f"T{t.turn} IF {t.edival_if:.1f} CC {'-' if t.cc is None else f'{t.cc:.1f}'}"
                              for t in summary.turns)

@@ -70,12 +70,11 @@ def proof_checks(base, tuned, gain: float = OVERALL_GAIN_TARGET,
 
 def uncertainty(base_dir: Path, tuned_dir: Path, num_resamples: int = BOOTSTRAP_RESAMPLES) -> list[Interval]:
     """Paired bootstrap intervals (over the held-out chains) of the two targets' differences."""
-    from edit_rl.evaluation.bootstrap import last_turn_overall, marginal_drop, paired_bootstrap
+    from edit_rl.evaluation.bootstrap import last_turn_overall, marginal_drop, paired_bootstraps
     from edit_rl.evaluation.scores import read_scores
 
     base, tuned = read_scores(base_dir)[0], read_scores(tuned_dir)[0]
-    return [paired_bootstrap(base, tuned, MODE, statistic, num_resamples=num_resamples)
-            for statistic in (last_turn_overall, marginal_drop)]
+    return paired_bootstraps(base, tuned, MODE, [last_turn_overall, marginal_drop], num_resamples=num_resamples)
 
 
 def last_lora(run_dir: Path) -> Path:

@@ -64,6 +64,13 @@ def paired_bootstrap(base: Sequence[TurnRecord], tuned: Sequence[TurnRecord], mo
                      num_resamples: int = 1000, level: float = 0.95, seed: int = 0) -> Interval:
     """statistic(tuned) - statistic(base) on ``mode``'s records, with a paired bootstrap over chains
     (module docstring). ValueError if the two evaluations did not edit the same chains."""
+    return paired_bootstraps(base, tuned, mode, [statistic], num_resamples, level, seed)[0]
+
+
+def paired_bootstraps(base: Sequence[TurnRecord], tuned: Sequence[TurnRecord], mode: str,
+                      statistics: Sequence[Statistic], num_resamples: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> list[Interval]:
+    """:func:`paired_bootstrap` of several statistics on the same draws (each resample summarized once)."""
     if num_resamples < 2:
         raise ValueError(f"num_resamples must be >= 2, got {num_resamples}")
     if not 0.0 < level < 1.0:
@@ -77,17 +84,23 @@ def paired_bootstrap(base: Sequence[TurnRecord], tuned: Sequence[TurnRecord], mo
         raise ValueError(f"no {mode} records")
     ids = sorted(base_chains)
 
-    def difference(draw: Sequence[str]) -> float:
-        return (statistic(summarize_mode(mode, _relabelled(tuned_chains, draw)))
-                - statistic(summarize_mode(mode, _relabelled(base_chains, draw))))
+    def differences(draw: Sequence[str]) -> list[float]:
+        tuned_summary = summarize_mode(mode, _relabelled(tuned_chains, draw))
+        base_summary = summarize_mode(mode, _relabelled(base_chains, draw))
+        return [statistic(tuned_summary) - statistic(base_summary) for statistic in statistics]
 
     rng = random.Random(seed)
-    resampled = sorted(difference(rng.choices(ids, k=len(ids))) for _ in range(num_resamples))
-    mean = sum(resampled) / len(resampled)
-    std_error = (sum((d - mean) ** 2 for d in resampled) / (len(resampled) - 1)) ** 0.5
+    draws = [differences(rng.choices(ids, k=len(ids))) for _ in range(num_resamples)]
     tail = (1.0 - level) / 2
-    return Interval(estimate=difference(ids), std_error=std_error, low=_percentile(resampled, tail),
-                    high=_percentile(resampled, 1.0 - tail), level=level, num_resamples=num_resamples)
+    intervals = []
+    for estimate, column in zip(differences(ids), zip(*draws)):
+        resampled = sorted(column)
+        mean = sum(resampled) / len(resampled)
+        std_error = (sum((d - mean) ** 2 for d in resampled) / (len(resampled) - 1)) ** 0.5
+        intervals.append(Interval(estimate=estimate, std_error=std_error, low=_percentile(resampled, tail),
+                                  high=_percentile(resampled, 1.0 - tail), level=level,
+                                  num_resamples=num_resamples))
+    return intervals
 
 
 def last_turn_overall(summary: ModeSummary) -> float:
@@ -95,6 +108,47 @@ def last_turn_overall(summary: ModeSummary) -> float:
     return summary.turns[-1].overall or 0.0
 
 
+def last_turn_if(summary: ModeSummary) -> float:
+    """EdiVal-IF at the last turn (multi-turn: all turns succeeded; single-turn: marginal success)."""
+    return summary.turns[-1].edival_if
+
+
 def marginal_drop(summary: ModeSummary) -> float:
     """Marginal success, turn 1 minus the last turn (MT-EditFlow Table 7's drop)."""
     return summary.drop
+
+
+# What a comparison report shows with uncertainty: the shapes proof's two targets and turn-T IF
+# (names formatted with last=T, the last turn).
+REPORTED_STATISTICS: tuple[tuple[str, Statistic], ...] = (
+    ("EdiVal-O T{last}", last_turn_overall), ("EdiVal-IF T{last}", last_turn_if),
+    ("Drop T1→T{last}", marginal_drop))
+
+
+@dataclass(frozen=True)
+class PairedDifferences:
+    """One evaluation minus the baseline in one mode: an :class:`Interval` per ``REPORTED_STATISTICS``
+    entry, or the reason there is none (the two did not score the same chains)."""
+
+    label: str
+    mode: str
+    intervals: tuple[Interval, ...] = ()
+    reason: str = ""
+
+
+def paired_differences(baseline: Sequence[TurnRecord], others: Sequence[tuple[str, Sequence[TurnRecord]]],
+                       num_resamples: int = 1000, seed: int = 0) -> list[PairedDifferences]:
+    """Every other evaluation minus the baseline, in every mode both have, with paired-bootstrap
+    intervals of ``REPORTED_STATISTICS`` (or the reason a pair cannot be bootstrapped)."""
+    statistics = [statistic for _, statistic in REPORTED_STATISTICS]
+    base_modes = {r.mode for r in baseline}
+    out = []
+    for label, records in others:
+        for mode in sorted(base_modes & {r.mode for r in records}):
+            try:
+                intervals = paired_bootstraps(baseline, records, mode, statistics, num_resamples, seed=seed)
+            except ValueError as err:
+                out.append(PairedDifferences(label, mode, reason=str(err)))
+            else:
+                out.append(PairedDifferences(label, mode, tuple(intervals)))
+    return out

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from edit_rl.evaluation.bootstrap import paired_differences
 from edit_rl.evaluation.report import render_report, write_plots
 from edit_rl.evaluation.scores import read_scores
 from edit_rl.evaluation.summary import RunSummary, summarize
@@ -39,14 +40,17 @@ def load_runs(folders: Sequence[str | Path]) -> list[RunSummary]:
 
 def write_comparison(folders: Sequence[str | Path], out_dir: str | Path) -> Path:
     """``out_dir/report.md`` and ``out_dir/plots/`` comparing the evaluations in ``folders``; the
-    first is the baseline of the deltas."""
+    first is the baseline of the deltas and of the paired-bootstrap intervals."""
     if len(folders) < 2:
         raise ValueError(f"a comparison needs at least two evaluation folders, got {len(folders)}")
     out_dir = Path(out_dir)
-    runs = load_runs(folders)
+    scored = [read_scores(f) for f in folders]
+    runs = distinct_labels([summarize(records, meta) for records, meta in scored], folders)
+    differences = paired_differences(scored[0][0], [(run.meta.label, records)
+                                                    for run, (records, _) in zip(runs[1:], scored[1:])])
     plots = write_plots(runs, out_dir / "plots")
     title = "Comparison: " + " vs ".join(r.meta.label for r in runs)
-    text = render_report(runs[-1], runs[:-1], plots=plots, root=out_dir, title=title)
+    text = render_report(runs[-1], runs[:-1], plots=plots, root=out_dir, title=title, differences=differences)
     path = out_dir / "report.md"
     path.write_text(text)
     return path

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from edit_rl.data.parquet import RowError
+from edit_rl.evaluation.bootstrap import REPORTED_STATISTICS, PairedDifferences
 from edit_rl.evaluation.metrics import rounded_delta
 from edit_rl.evaluation.plots import Panel, Series, grouped_bars, line_panels
 from edit_rl.evaluation.summary import ModeSummary, RunSummary
@@ -172,11 +173,27 @@ DEFINITIONS = """\
 """
 
 
+def differences_table(differences: Sequence[PairedDifferences], num_turns: int) -> str:
+    """One row per compared run: each ``REPORTED_STATISTICS`` difference from the baseline as
+    estimate ± bootstrap standard error (95% interval), or why there is none."""
+    names = [name.format(last=num_turns) for name, _ in REPORTED_STATISTICS]
+    rows = []
+    for d in differences:
+        if d.intervals:
+            rows.append([d.label, *(f"{i.estimate:+.1f} ± {i.std_error:.1f} ({i.low:+.1f} to {i.high:+.1f})"
+                                    for i in d.intervals)])
+        else:
+            rows.append([d.label, *["–"] * (len(names) - 1), f"not paired: {d.reason}"])
+    return markdown_table(["Run", *names], rows)
+
+
 def render_report(run: RunSummary, baselines: Sequence[RunSummary] = (), plots: Optional[dict[str, Path]] = None,
                   grids: Sequence[Path] = (), errors: Sequence[RowError] = (), root: Optional[Path] = None,
-                  title: Optional[str] = None) -> str:
+                  title: Optional[str] = None, differences: Sequence[PairedDifferences] = ()) -> str:
     """The report of ``run``; with ``baselines`` (other evaluations), every table shows them first
-    and ``run`` last, with deltas to the first baseline. Paths are written relative to ``root``."""
+    and ``run`` last, with deltas to the first baseline, and ``differences`` (their paired-bootstrap
+    intervals, :func:`edit_rl.evaluation.bootstrap.paired_differences`) below each mode's tables.
+    Paths are written relative to ``root``."""
     def rel(path: Path) -> str:
         return str(path.relative_to(root)) if root is not None and path.is_relative_to(root) else str(path)
 
@@ -200,8 +217,15 @@ def render_report(run: RunSummary, baselines: Sequence[RunSummary] = (), plots: 
         parts += [f"## {heading}", "", f"{summary.num_chains} chains; {summary.fallbacks} unreadable judge answer(s) "
                   "(scored at the judge's lowest value).", "",
                   "### EdiVal scores (MT-EditFlow Table 1 layout)", "", edival_table(chosen), "",
-                  "### Marginal success (MT-EditFlow Table 7 layout)", "", marginal_table(chosen), "",
-                  f"### Per edit type: {run.meta.label}", "", type_table(summary), ""]
+                  "### Marginal success (MT-EditFlow Table 7 layout)", "", marginal_table(chosen), ""]
+        in_mode = [d for d in differences if d.mode == mode]
+        if in_mode:
+            resamples = next((d.intervals[0].num_resamples for d in in_mode if d.intervals), 0)
+            parts += [f"### Differences from {runs[0].meta.label}, with uncertainty", "",
+                      "Estimate ± standard error (95% interval) of a paired bootstrap over the chains "
+                      f"({resamples} resamples, `edit_rl/evaluation/bootstrap.py`), in points; an interval "
+                      "that contains 0 is within chance.", "", differences_table(in_mode, len(summary.turns)), ""]
+        parts += [f"### Per edit type: {run.meta.label}", "", type_table(summary), ""]
         if len(chosen) > 1:
             parts += ["### Success per edit type, all runs", "", type_comparison_table(chosen), ""]
         for key in (f"per_turn_{mode}", f"per_type_{mode}"):

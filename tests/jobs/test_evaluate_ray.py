@@ -76,6 +76,8 @@ def test_base_then_lora_with_comparison(tmp_path):
     report = (tuned / "report.md").read_text()
     assert "| tiny/flux-kontext |" in report and "| + run/step_000002 |" in report
     assert report.count("| Δ vs tiny/flux-kontext |") == 4  # Tables 1 and 7 layouts, both modes
+    assert report.count("### Differences from tiny/flux-kontext, with uncertainty") == 2  # paired bootstrap
+    assert report.count("| run/step_000002 | ") == 2
     assert pq.read_table(tuned / "scores.parquet").num_rows == 18
     assert json.loads(pq.read_schema(tuned / "scores.parquet").metadata[b"edit_rl.evaluation"])["seed"] == 1234
 

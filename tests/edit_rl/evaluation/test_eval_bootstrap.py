@@ -5,7 +5,8 @@ import math
 import pytest
 
 from edit_rl.evaluation import TurnRecord
-from edit_rl.evaluation.bootstrap import last_turn_overall, marginal_drop, paired_bootstrap
+from edit_rl.evaluation.bootstrap import (last_turn_if, last_turn_overall, marginal_drop, paired_bootstrap,
+                                          paired_bootstraps, paired_differences)
 from edit_rl.evaluation.summary import summarize_mode
 
 
@@ -81,3 +82,29 @@ def test_unpaired_or_empty_evaluations_are_refused():
         paired_bootstrap(base, base, "single_turn", turn1)
     with pytest.raises(ValueError, match="num_resamples"):
         paired_bootstrap(base, base, "multi_turn", turn1, num_resamples=1)
+
+
+def test_several_statistics_share_the_draws_of_one_statistic_each():
+    base = evaluation({"a": [True, True, False], "b": [True, False, False], "c": [False, False, False]})
+    tuned = evaluation({"a": [True, True, True], "b": [True, True, False], "c": [True, False, False]})
+    together = paired_bootstraps(base, tuned, "multi_turn", [last_turn_overall, last_turn_if, marginal_drop],
+                                 num_resamples=30, seed=4)
+    alone = [paired_bootstrap(base, tuned, "multi_turn", s, num_resamples=30, seed=4)
+             for s in (last_turn_overall, last_turn_if, marginal_drop)]
+    assert together == alone
+    assert together[1].estimate == pytest.approx(100 / 3)  # turn-3 EdiVal-IF: 0 of 3 -> 1 of 3 chains
+
+
+def test_paired_differences_cover_each_shared_mode_and_say_why_a_pair_is_not_paired():
+    base = evaluation({"a": [True, False], "b": [False, False]})
+    single = [TurnRecord("single_turn", r.chain_id, r.turn, r.task_type, r.instruction, r.judge_score, False,
+                         r.success, r.cc, r.cc_object, None, True) for r in base]
+    tuned = evaluation({"a": [True, True], "b": [True, False]})
+    other_chains = evaluation({"a": [True, True], "z": [True, False]})
+    diffs = paired_differences(base + single, [("tuned", tuned), ("elsewhere", other_chains)], num_resamples=10)
+    assert [(d.label, d.mode) for d in diffs] == [("tuned", "multi_turn"), ("elsewhere", "multi_turn")]
+    overall, if_last, drop = diffs[0].intervals
+    assert if_last.estimate == pytest.approx(50.0)
+    assert drop.estimate == pytest.approx(0.0)  # base 50 - 0, tuned 100 - 50
+    assert overall.estimate == pytest.approx(math.sqrt(50.0 * 90.0))
+    assert diffs[1].intervals == () and "different chains" in diffs[1].reason

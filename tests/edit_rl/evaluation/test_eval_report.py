@@ -16,6 +16,7 @@ from edit_rl.evaluation import (
     write_plots,
     write_scores,
 )
+from edit_rl.evaluation.bootstrap import PairedDifferences
 from edit_rl.evaluation.compare import load_runs
 
 THRESHOLD = 4.0
@@ -97,6 +98,10 @@ def test_report_tables_follow_the_papers_layout_with_delta_rows(tmp_path):
     assert "- row 7: image_index 9, turn 1: bad" in text
     assert "Single-turn" not in text  # no single-turn records, no section
     assert "Warning" not in text
+    assert "with uncertainty" not in text  # no differences given, no section
+    unpaired = PairedDifferences("tuned", "multi_turn", reason="multi_turn: the evaluations scored different chains")
+    assert ("| tuned | – | – | not paired: multi_turn: the evaluations scored different chains |"
+            in render_report(tuned, [base], differences=[unpaired]))
     other = summarize(records(), dataclasses.replace(meta("other judge"), judge="tiny/qwen3-vl", seed=1))
     assert "**Warning:** the runs differ in judge, seed:" in render_report(other, [base])
 
@@ -110,6 +115,12 @@ def test_comparison_of_evaluation_folders_recomputes_from_parquet(tmp_path):
     text = path.read_text()
     assert text.startswith("# Comparison: base vs base (rl)")
     assert text.count("| Δ vs base |") == 4  # Table 1 and Table 7 layouts, both modes
+    # tuned minus base (paired bootstrap), multi-turn: turn-3 O 0 -> 35.36, IF 0 -> 50, drop 0 -> 50;
+    # single-turn: turn 3 succeeds on chain b only in both (difference 0 in every resample), drop 0 -> 50
+    assert text.count("### Differences from base, with uncertainty") == 2
+    assert text.count("| Run | EdiVal-O T3 | EdiVal-IF T3 | Drop T1→T3 |") == 2
+    assert "| base (rl) | +35.4 ± " in text and text.count(" | +50.0 ± ") == 3
+    assert "| base (rl) | +0.0 ± 0.0 (+0.0 to +0.0) | +0.0 ± 0.0 (+0.0 to +0.0) | +50.0 ± " in text
     assert (tmp_path / "cmp" / "plots" / "per_type_single_turn.png").is_file()
     with pytest.raises(ValueError, match="at least two"):
         write_comparison([tmp_path / "base"], tmp_path / "one")
