@@ -77,7 +77,7 @@ def test_base_then_lora_with_comparison(tmp_path):
     assert "| tiny/flux-kontext |" in report and "| + run/step_000002 |" in report
     assert report.count("| Δ vs tiny/flux-kontext |") == 4  # Tables 1 and 7 layouts, both modes
     assert report.count("### Differences from tiny/flux-kontext, with uncertainty") == 2  # paired bootstrap
-    assert report.count("| run/step_000002 | ") == 2
+    assert report.count("\n| run/step_000002 | ") == 2  # the rows of the differences tables
     assert pq.read_table(tuned / "scores.parquet").num_rows == 18
     assert json.loads(pq.read_schema(tuned / "scores.parquet").metadata[b"edit_rl.evaluation"])["seed"] == 1234
 
