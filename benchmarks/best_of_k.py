@@ -85,7 +85,7 @@ def _uint8(images: Tensor) -> list[np.ndarray]:
 
 
 def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, k: int, seed: int,
-                   num_steps: int, batch_size: int = 64, judge=None, cc=None) -> Headroom:
+                   num_steps: int, batch_size: int = 64) -> Headroom:
     """The best-of-k path of every chain (module docstring). ``inputs``: (C, 3, H, W) in [0, 1], the
     chains' input images. Noise comes from one generator seeded with ``seed``, drawn batch by batch
     and turn by turn as `rollout_chains` draws it (so k = 1 repeats `evaluate_editor`'s multi-turn)."""
@@ -101,8 +101,7 @@ def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, 
 
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    judge = judge or SyntheticJudge()
-    cc = cc or synthetic_cc()
+    judge, cc = SyntheticJudge(), synthetic_cc()
     sampler = SamplerConfig(method="euler", num_steps=num_steps, eval_method="euler", eval_num_steps=num_steps)
     generator = torch.Generator().manual_seed(seed)
     start_time = time.monotonic()
