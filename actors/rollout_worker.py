@@ -75,10 +75,6 @@ def rollout_id(step: int, chain_id: str, slot: int) -> str:
     return f"s{step}/{chain_id}/g{slot}"
 
 
-def _to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-    return list((images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
-
-
 @ray.remote
 class RolloutWorker:
     """Thin wrapper: edit_rl's editor + rollout_chains + split_rollout, weights by version."""
@@ -119,7 +115,7 @@ class RolloutWorker:
         self.version = version
 
     def rollout(self, request: RolloutRequest):
-        from edit_rl.editors.images import pil_to_tensor
+        from edit_rl.editors.images import pil_to_tensor, uint8_images
         from edit_rl.editors.lora import active_adapter
         from edit_rl.editors.rollout import rollout_chains
         from edit_rl.training.turn_sample import split_rollout
@@ -135,8 +131,8 @@ class RolloutWorker:
             samples = [[] for _ in range(len(request.chains) * request.group_size)]
         else:
             samples = split_rollout(result)  # [trajectory][turn], rows c * G + g
-        turn_images = [_to_uint8(turn.images) for turn in result.turns]
-        input_images = _to_uint8(result.input_images)
+        turn_images = [uint8_images(turn.images) for turn in result.turns]
+        input_images = uint8_images(result.input_images)
         meta, images, payloads = [], [], []
         for row, per_turn in enumerate(samples):
             chain = request.chains[row // request.group_size]

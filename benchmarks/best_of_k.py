@@ -80,10 +80,6 @@ class Headroom:
     seconds: float
 
 
-def _uint8(images: Tensor) -> list[np.ndarray]:
-    return list((images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-
-
 def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, k: int, seed: int,
                    num_steps: int, batch_size: int = 64) -> Headroom:
     """The best-of-k path of every chain (module docstring). ``inputs``: (C, 3, H, W) in [0, 1], the
@@ -92,6 +88,7 @@ def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, 
     from edit_rl.config.schema import SamplerConfig
     from edit_rl.consistency import Chain
     from edit_rl.data import turn_specs
+    from edit_rl.editors.images import uint8_images
     from edit_rl.editors.rollout import rollout_chains
     from edit_rl.evaluation import TurnRecord, turn_succeeded
     from edit_rl.evaluation.summary import summarize_mode
@@ -115,9 +112,9 @@ def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, 
             instructions = [[c.instructions[t]] for c in batch]
             drawn = rollout_chains(editor, current, instructions, k, sampler, generator,
                                    evaluation=True).turns[0].images.view(len(batch), k, *current.shape[1:])
-            previous = _uint8(current)
+            previous = uint8_images(current)
             requests = [JudgeRequest(reference=previous[c], edited=(image,), instructions=(instructions[c][0],))
-                        for c in range(len(batch)) for image in _uint8(drawn[c])]
+                        for c in range(len(batch)) for image in uint8_images(drawn[c])]
             values = np.array([r.turns[0].value for r in judge.score(requests)]).reshape(len(batch), k)
             chosen, _ = pick_first_success(values == SUCCESS_SCORE)
             current = drawn[torch.arange(len(batch)), torch.as_tensor(chosen)]
@@ -125,7 +122,7 @@ def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, 
             scores.append(values[np.arange(len(batch)), chosen])
             successes = (values == SUCCESS_SCORE).sum(axis=1)
             rates.append((successes / k, successes > 0, (successes > 0) & (successes < k)))
-        images = [_uint8(p) for p in path]
+        images = [uint8_images(p) for p in path]
         cc_chains = [Chain([images[t][c] for t in range(len(images))], turn_specs(chain.turns, "reference"))
                      for c, chain in enumerate(batch)]
         for c, (chain, pairs) in enumerate(zip(batch, cc.score_chains(cc_chains, "reference"))):
@@ -150,8 +147,6 @@ def best_of_k_path(editor: Editor, chains: Sequence[EditChain], inputs: Tensor, 
 
 def load_editor_with_lora(cfg: Config, lora: Optional[Path]) -> Editor:
     """The config's editor in evaluation mode, with a training checkpoint's LoRA applied if given."""
-    import dataclasses
-
     from edit_rl.editors.load import load_editor
 
     editor = load_editor(cfg.editor)
@@ -160,9 +155,7 @@ def load_editor_with_lora(cfg: Config, lora: Optional[Path]) -> Editor:
         from edit_rl.editors.lora_targets import lora_config_for
 
         weights = read_lora_weights(lora)
-        lora_cfg = dataclasses.replace(cfg.lora, rank=weights.rank, alpha=weights.alpha,
-                                       target_modules=list(weights.target_modules))
-        add_lora(editor.transformer, lora_config_for(editor, lora_cfg), with_old=False)
+        add_lora(editor.transformer, lora_config_for(editor, weights.config(cfg.lora)), with_old=False)
         load_adapter_state_dict_(editor.transformer, weights.state)
     editor.transformer.requires_grad_(False).eval()
     return editor

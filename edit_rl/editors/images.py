@@ -1,4 +1,5 @@
-"""Image tensors <-> PIL at an explicit size. Editors take and give float (B, 3, H, W) in [0, 1]."""
+"""Image tensors <-> PIL at an explicit size, and to uint8 arrays. Editors take and give float
+(B, 3, H, W) in [0, 1]."""
 
 from __future__ import annotations
 
@@ -22,5 +23,10 @@ def pil_to_tensor(images: Sequence[Image.Image], size: int) -> Tensor:
 
 def tensor_to_pil(images: Tensor) -> list[Image.Image]:
     """(B, 3, H, W) in [0, 1] -> RGB images, rounded to 8 bits."""
-    arrays = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(a) for a in arrays]
+    return [Image.fromarray(a) for a in uint8_images(images)]
+
+
+def uint8_images(images: Tensor) -> list[np.ndarray]:
+    """Float (B, 3, H, W) in [0, 1] -> B uint8 (H, W, 3) arrays (what a saved PNG holds, and what the
+    judge and the consistency scorer take)."""
+    return list((images.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())

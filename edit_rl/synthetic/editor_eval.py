@@ -23,6 +23,7 @@ from torch import Tensor
 from edit_rl.config.schema import SamplerConfig
 from edit_rl.data.chain import EditChain
 from edit_rl.editors.base import Editor
+from edit_rl.editors.images import uint8_images
 from edit_rl.editors.rollout import rollout_chains
 from edit_rl.judge.judge import JudgeRequest
 from edit_rl.synthetic.judge import SyntheticJudge
@@ -52,16 +53,12 @@ class EditorEval:
         return {**asdict(self), "single_turn": self.single_turn}
 
 
-def _uint8(images: Tensor) -> list[np.ndarray]:
-    return list((images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-
-
 def _rollout_success(editor: Editor, inputs: Tensor, instructions: Sequence[Sequence[str]],
                      sampler: SamplerConfig, generator: torch.Generator, judge: SyntheticJudge) -> np.ndarray:
     """(C, T) bool: the judge's verdict on each turn of each chain, rolled out on its own outputs."""
     rollout = rollout_chains(editor, inputs, instructions, 1, sampler, generator, evaluation=True)
-    references = _uint8(inputs)
-    outputs = [_uint8(turn.images) for turn in rollout.turns]
+    references = uint8_images(inputs)
+    outputs = [uint8_images(turn.images) for turn in rollout.turns]
     requests = [JudgeRequest(reference=references[c], edited=tuple(out[c] for out in outputs),
                              instructions=tuple(instructions[c])) for c in range(len(instructions))]
     return np.array([[s.value == SUCCESS_SCORE for s in result.turns] for result in judge.score(requests)])
