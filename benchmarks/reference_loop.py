@@ -102,10 +102,10 @@ class ReferenceLoop:
         from PIL import Image
 
         from actors.dispatch import rollout_seed
-        from actors.rollout_worker import TrajectoryImages, _to_uint8, rollout_id
+        from actors.rollout_worker import TrajectoryImages, rollout_id
         from edit_rl.buffer import Rollout
         from edit_rl.data import turn_specs
-        from edit_rl.editors.images import pil_to_tensor
+        from edit_rl.editors.images import pil_to_tensor, uint8_images
         from edit_rl.editors.lora import active_adapter
         from edit_rl.editors.rollout import rollout_chains
         from edit_rl.training.turn_sample import split_rollout
@@ -123,8 +123,8 @@ class ReferenceLoop:
                 result = rollout_chains(self.editor, inputs, [list(i) for i in instructions], cfg.rollout.group_size,
                                         cfg.sampler, generator)
             samples = split_rollout(result)
-            turn_images = [_to_uint8(turn.images) for turn in result.turns]
-            input_images = _to_uint8(result.input_images)
+            turn_images = [uint8_images(turn.images) for turn in result.turns]
+            input_images = uint8_images(result.input_images)
             for row, per_turn in enumerate(samples):
                 c = row // cfg.rollout.group_size
                 slot = row % cfg.rollout.group_size

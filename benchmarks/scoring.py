@@ -25,9 +25,8 @@ def rollout_trajectories(cfg, num_chains: int) -> list[tuple]:
     import torch
     from PIL import Image
 
-    from actors.rollout_worker import _to_uint8
     from edit_rl.data import load_training_chains, turn_specs
-    from edit_rl.editors.images import pil_to_tensor
+    from edit_rl.editors.images import pil_to_tensor, uint8_images
     from edit_rl.editors.load import load_editor
     from edit_rl.editors.rollout import rollout_chains
 
@@ -37,7 +36,7 @@ def rollout_trajectories(cfg, num_chains: int) -> list[tuple]:
     result = rollout_chains(editor, pil_to_tensor(images, cfg.editor.resolution),
                             [[t.instruction for t in c.turns] for c in chains], cfg.rollout.group_size,
                             cfg.sampler, torch.Generator().manual_seed(cfg.trainer.seed))
-    inputs, turns = _to_uint8(result.input_images), [_to_uint8(t.images) for t in result.turns]
+    inputs, turns = uint8_images(result.input_images), [uint8_images(t.images) for t in result.turns]
     out = []
     for row in range(len(inputs)):
         chain = chains[row // cfg.rollout.group_size]

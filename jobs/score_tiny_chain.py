@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = time.perf_counter()
     from edit_rl.config.schema import ConsistencyConfig, EditorConfig, JudgeConfig, SamplerConfig
     from edit_rl.consistency import Chain, EdivalCC, TurnSpec
-    from edit_rl.editors.images import pil_to_tensor
+    from edit_rl.editors.images import pil_to_tensor, uint8_images
     from edit_rl.editors.load import load_editor
     from edit_rl.editors.rollout import rollout_chains
     from edit_rl.judge import JudgeRequest, build_judge
@@ -48,9 +48,8 @@ def main(argv: list[str] | None = None) -> dict:
                                       gradient_checkpointing=False))
     rollout = rollout_chains(editor, pil_to_tensor([input_image()], 64), [list(INSTRUCTIONS)], 1,
                              SamplerConfig(method="dpm2", num_steps=4), torch.Generator().manual_seed(args.seed))
-    as_uint8 = lambda t: (t[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # noqa: E731
-    reference = as_uint8(rollout.input_images)
-    turns = [as_uint8(t.images) for t in rollout.turns]
+    reference = uint8_images(rollout.input_images)[0]
+    turns = [uint8_images(t.images)[0] for t in rollout.turns]
     print(f"editor: tiny FLUX.1-Kontext, dpm2 4 steps; turn images {[tuple(t.shape) for t in turns]} (H, W, C)")
 
     request = JudgeRequest(reference, tuple(turns), INSTRUCTIONS)
