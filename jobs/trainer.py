@@ -46,6 +46,9 @@ class Trainer:
         self.cfg = cfg
         self.run = run
         self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
+        if len(self.chains) < cfg.rollout.groups_per_step:
+            raise ValueError(f"rollout.groups_per_step={cfg.rollout.groups_per_step} needs that many distinct "
+                             f"training chains a step; the data has {len(self.chains)}")
         self.sampler = ChainSampler(list(self.chains.values()), seed=cfg.trainer.seed)
         self.ban = PromptBanList()
         self.assembler = GroupAssembler(cfg.rollout.group_size, cfg.rollout.num_turns)
@@ -80,8 +83,13 @@ class Trainer:
 
     def _launch(self, step: int, chain_ids: list[str] | None = None) -> PendingStep:
         if chain_ids is None:
-            chain_ids = [c.chain_id for c in self.sampler.next(self.cfg.rollout.groups_per_step,
-                                                                banned=set(self.ban.state_dict()["banned"]))]
+            try:
+                chosen = self.sampler.next(self.cfg.rollout.groups_per_step, banned=set(self.ban.state_dict()["banned"]))
+            except ValueError as err:
+                raise ValueError(f"step {step}: {err}. The Edit-R1 filter bans a chain once its whole group "
+                                 f"succeeds (filter.tau_mu); add training chains or lower "
+                                 f"rollout.groups_per_step") from err
+            chain_ids = [c.chain_id for c in chosen]
         self.inflight_weights = (self.version, self.weights_ref)
         return self.dispatcher.launch(step, self._chain_inputs(chain_ids), self.version, self.weights_ref,
                                       self.assembler)

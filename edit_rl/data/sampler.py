@@ -25,10 +25,11 @@ def chain_ids_digest(chain_ids: Sequence[str]) -> str:
 class ChainSampler:
     """Walks chains in epoch-shuffled order (:func:`epoch_order`), skipping banned ids.
 
-    ``next(n, banned)`` returns the next n chains whose id is not in ``banned``, continuing into
-    the following epoch when one runs out (so a call may return the same chain twice when fewer
-    than n chains are allowed). Skipped banned chains are consumed. The order does not depend on
-    the ban list: the same position always holds the same chain. ``state_dict`` /
+    ``next(n, banned)`` returns the next n distinct chains whose id is not in ``banned``,
+    continuing into the following epoch when one runs out. Skipped chains are consumed: banned
+    ones, and one that the new epoch brings back while this call already holds it (a step's
+    chains must be distinct: one group per chain). The order does not depend on the ban list:
+    the same position always holds the same chain. ``state_dict`` /
     ``load_state_dict`` save and restore (epoch, position) for an exact resume.
     """
 
@@ -61,17 +62,22 @@ class ChainSampler:
         return chain
 
     def next(self, n: int, banned: frozenset[str] | set[str] = frozenset()) -> list[EditChain]:
-        """The next ``n`` chains not in ``banned``. Raises ValueError (and consumes nothing) if
-        every chain is banned."""
+        """The next ``n`` distinct chains not in ``banned``. Raises ValueError (and consumes
+        nothing) if fewer than ``n`` chains are not banned."""
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
-        if n > 0 and all(c.chain_id in banned for c in self.chains):
-            raise ValueError(f"all {len(self.chains)} chains are banned")
+        allowed = sum(c.chain_id not in banned for c in self.chains)
+        if n > allowed:
+            which = "all" if allowed == 0 else f"{len(self.chains) - allowed} of the"
+            raise ValueError(f"{n} distinct chains requested, but {which} {len(self.chains)} chains are banned "
+                             f"({allowed} left)")
         out: list[EditChain] = []
+        taken: set[str] = set()
         while len(out) < n:
             chain = self._advance()
-            if chain.chain_id not in banned:
+            if chain.chain_id not in banned and chain.chain_id not in taken:
                 out.append(chain)
+                taken.add(chain.chain_id)
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -167,3 +167,10 @@ def test_a_dead_learner_rank_fails_its_step_and_the_run_continues_from_the_last_
     assert [r["step"] for r in rows] == [0, 1, 2]
     assert [r["num_samples"] for r in rows] == [24, 24, 24]
     assert (run.path / "checkpoints" / "step_000003").is_dir()
+
+
+def test_more_groups_a_step_than_training_chains_is_refused_before_any_actor_starts(tmp_path):
+    cfg = load_config(CPU_TINY, ["data.source=synthetic", "data.synthetic_train_chains=4", "rollout.groups_per_step=5"])
+    with pytest.raises(ValueError, match="rollout.groups_per_step=5 needs that many distinct training chains a step; "
+                                         "the data has 4"):
+        Trainer(cfg, create_run_dir(cfg, output_dir=tmp_path))
