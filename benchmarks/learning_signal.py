@@ -69,10 +69,11 @@ def lora_gradient(loop: ReferenceLoop, samples: Sequence[TrainingSample], noise_
     import torch
 
     from edit_rl.training.losses import nft_micro_batch
-    from edit_rl.training.micro_batch import build_micro_batch
+    from edit_rl.training.micro_batch import build_micro_batch, noise_keys
     from edit_rl.training.seeding import derived_seed, sample_generators
 
     cfg, learner = loop.cfg, loop.learner
+    shared = cfg.objective.nft.shared_group_noise
     if cfg.objective.name != "nft":
         raise ValueError(f"the gradient is the NFT loss's; objective.name is {cfg.objective.name!r}")
     params = learner.backend.params
@@ -84,7 +85,7 @@ def lora_gradient(loop: ReferenceLoop, samples: Sequence[TrainingSample], noise_
         for start in range(0, len(samples), size):
             mb = build_micro_batch(samples[start:start + size])
             nft_micro_batch(learner.editor, mb.turns, mb.r, mb.weight,
-                            sample_generators(cfg.trainer.seed, noise_seed, mb.keys), cfg.objective.nft,
+                            sample_generators(cfg.trainer.seed, noise_seed, noise_keys(mb, shared)), cfg.objective.nft,
                             1.0 / len(samples), learner.backend.backward)
     grad = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten().double() for p in params])
     for p in params:

@@ -108,6 +108,11 @@ class NFTConfig:
     kl_weight: float = 1e-4
     timestep_fraction: float = 0.99
     decay_type: Literal[0, 1, 2] = 1
+    # Ours, not the reference's: the rollouts of one group (same chain and rollout step) draw the
+    # same noise levels and noise at each turn (common random numbers), so the part of the loss's
+    # gradient that the noise alone decides is shared by the group and largely cancels in the
+    # advantage-weighted sum (a group's advantages sum to zero). False: every sample draws its own.
+    shared_group_noise: bool = False
 
     def validate(self, prefix: str = "objective.nft") -> None:
         _check(self.beta > 0, f"{prefix}.beta", f"must be > 0, got {self.beta}")

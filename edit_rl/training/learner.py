@@ -18,7 +18,7 @@ ema <- e ema + (1 - e) theta with e = ema_decay(s, learner.ema_max_decay) (the r
 saves its EMA.
 
 Randomness: NFT noise levels and noise come from per-sample generators seeded by (trainer seed,
-step, sample key), and the global torch RNG (LoRA dropout) is seeded by (seed, step, rank) for
+step, sample key; the group's key with ``objective.nft.shared_group_noise``), and the global torch RNG (LoRA dropout) is seeded by (seed, step, rank) for
 the step's duration; a step is a function of the weights, the step number and the data, so a
 resumed run repeats an uninterrupted one and a sample trains identically on any rank.
 Every public method is collective under torch.distributed: call it on all ranks.
@@ -43,7 +43,7 @@ from edit_rl.training import dist
 from edit_rl.training.backends import Backend, StepResult, make_backend
 from edit_rl.training.backends.torch_fsdp2 import TorchBackend
 from edit_rl.training.losses import GRPO_METRICS, NFT_METRICS, grpo_micro_batch, nft_micro_batch
-from edit_rl.training.micro_batch import MicroBatch
+from edit_rl.training.micro_batch import MicroBatch, noise_keys
 from edit_rl.training.seeding import derived_seed, sample_generators
 
 STATE_VERSION = 1
@@ -147,8 +147,9 @@ class Learner:
 
     def _micro_batch(self, mb: MicroBatch, weight: Tensor, step: int, loss_scale: float) -> tuple[Tensor, bool]:
         if self.nft:
-            generators = sample_generators(self.cfg.trainer.seed, step, mb.keys)
-            return nft_micro_batch(self.editor, mb.turns, mb.r, weight, generators, self.cfg.objective.nft,
+            nft = self.cfg.objective.nft
+            generators = sample_generators(self.cfg.trainer.seed, step, noise_keys(mb, nft.shared_group_noise))
+            return nft_micro_batch(self.editor, mb.turns, mb.r, weight, generators, nft,
                                    loss_scale, self.backend.backward)
         return grpo_micro_batch(self.editor, mb.turns, mb.advantage, weight, self.cfg.objective.grpo,
                                 self.cfg.sampler, loss_scale, self.backend.backward)

@@ -2,7 +2,9 @@
 
 ``keys`` name each sample ("<rollout_id>/<turn>"): the learner derives every random draw of a
 sample (NFT noise levels and noise) from its key and the step, so a sample trains the same way
-on whichever rank it lands and a resumed run repeats an uninterrupted one.
+on whichever rank it lands and a resumed run repeats an uninterrupted one. ``group_keys``
+("<chain_id>/<rollout step>/<turn>") are the same for every rollout of a group at one turn: with
+``objective.nft.shared_group_noise`` the draws come from them instead (`noise_keys`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class MicroBatch:
     r: Tensor
     weight: Tensor
     keys: tuple[str, ...]
+    group_keys: tuple[str, ...]
 
     @property
     def batch_size(self) -> int:
@@ -33,6 +36,16 @@ class MicroBatch:
 
 def sample_key(sample: TrainingSample) -> str:
     return f"{sample.rollout_id}/{sample.turn}"
+
+
+def group_key(sample: TrainingSample) -> str:
+    return f"{sample.chain_id}/{sample.step}/{sample.turn}"
+
+
+def noise_keys(mb: MicroBatch, shared_group_noise: bool) -> tuple[str, ...]:
+    """The keys the learner seeds each sample's NFT draws from: the group's turn when the group
+    shares its noise, else the sample's own."""
+    return mb.group_keys if shared_group_noise else mb.keys
 
 
 def build_micro_batch(samples: Sequence[TrainingSample],
@@ -52,4 +65,5 @@ def build_micro_batch(samples: Sequence[TrainingSample],
         r=torch.tensor([s.r for s in samples], dtype=torch.float32),
         weight=torch.tensor([s.weight for s in samples], dtype=torch.float32),
         keys=tuple(sample_key(s) for s in samples),
+        group_keys=tuple(group_key(s) for s in samples),
     )

@@ -100,6 +100,22 @@ def test_padding_and_micro_batching_do_not_change_the_update(tiny_config, make_s
     assert m["optimizer_steps"] == 2 and two.optimizer_steps == 2
 
 
+def test_shared_group_noise_cancels_what_the_noise_alone_decides(tiny_config, make_samples):
+    """Three copies of one trajectory (same x0 and condition per turn) whose r's cancel (sum of 2r - 1 = 0):
+    at theta = old the NFT gradient is sum_i (2 r_i - 1) x (what sample i's draws give). With the group's
+    noise shared every term is the same and the sum vanishes; with per-sample noise it does not."""
+    samples = make_samples([1.0, -1.0, 0.0], [0.7, 0.3, 0.5])
+    first = {s.turn: s.payload for s in samples if s.rollout_id == "traj0"}
+    copies = [dataclasses.replace(s, payload=first[s.turn]) for s in samples]
+    norms = {}
+    for shared in (False, True):
+        cfg = tiny_config()
+        cfg.objective.nft.shared_group_noise = shared
+        norms[shared] = Learner(cfg).train_step(micro_batches(copies), step=0)["grad_norm"]
+    assert norms[False] > 1e-4
+    assert norms[True] < 1e-5 * norms[False]
+
+
 def test_grpo_recomputes_the_rollout_log_probs_and_zero_advantages_change_nothing(tiny_config, make_samples):
     cfg = tiny_config("grpo")
     cfg.objective.grpo.kl_beta = 0.0

@@ -8,7 +8,7 @@ import torch
 
 from edit_rl.config.schema import SamplerConfig
 from edit_rl.editors.rollout import rollout_chains
-from edit_rl.training.micro_batch import build_micro_batch
+from edit_rl.training.micro_batch import build_micro_batch, noise_keys
 from edit_rl.training.turn_sample import collate_turn_samples, split_rollout
 
 GROUP = 3  # the rollout fixture: one chain x 3 samples, 2 turns
@@ -80,6 +80,11 @@ def test_micro_batch_carries_advantage_r_weight_and_keys(make_samples, turn_samp
     samples[3] = dataclasses.replace(samples[3], weight=0.0)  # a padding copy
     mb = build_micro_batch(samples[2:4])
     assert mb.batch_size == 2 and mb.keys == ("traj1/0", "traj1/1")
+    assert mb.group_keys == ("chain0/0/0", "chain0/0/1")  # (chain, rollout step, turn): shared by the group
+    assert noise_keys(mb, shared_group_noise=False) == mb.keys
+    assert noise_keys(mb, shared_group_noise=True) == mb.group_keys
+    other = build_micro_batch([samples[0], dataclasses.replace(samples[0], step=1)])
+    assert other.group_keys == ("chain0/0/0", "chain0/1/0")  # another step's group draws anew
     assert mb.advantage.tolist() == [-0.5, -0.5] and mb.weight.tolist() == [1.0, 0.0]
     assert torch.allclose(mb.r, torch.tensor([0.4, 0.4]))
     assert torch.equal(mb.turns.x0[1], turn_samples[1][1].x0)
