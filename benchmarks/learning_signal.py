@@ -28,6 +28,11 @@ Measured with the throwaway version of this script on the preset's earlier setti
 rollouts, 3 of 8 noise levels per sample): the fixed chains' mean IF reward rose 0.305 -> 0.367 in 5
 iterations (the updates do follow the reward); cos(gA1, gA2) and cos(gA1, gA3) were about 0.6, cos(gA1,
 gB1) about -0.05: what one batch teaches barely carries over to other chains (hence the preset's 16 x 4).
+On that preset (16 x 4, 1 of 8 levels; ``--iters 4``, one batch): cos(gA1, gA2), cos(gA1, gA3) 0.08,
+-0.05 (noise-dominated), 0.29, 0.44 with ``objective.nft.shared_group_noise=true``; 0.50, 0.48 / 0.57,
+0.60 at 3 of 8 levels (``objective.nft.timestep_fraction=0.375``); 0.76, 0.80 / 0.85, 0.80 at all 8
+(1.0); cos(gA1, gB1) between -0.08 and +0.03 in all six; the direction test rose only with all 8
+levels and shared noise (0.237 -> 0.253), by -0.010 to +0.003 in the other five.
 
 Time: ~20 s to load, then ~20-25 s per iteration on 2 quiet cores (the cosines cost about one
 iteration): ~3 min for the default 5 iterations. Several times slower beside a training run.
