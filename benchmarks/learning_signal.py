@@ -89,8 +89,8 @@ def lora_gradient(loop: ReferenceLoop, samples: Sequence[TrainingSample], noise_
         torch.manual_seed(derived_seed(cfg.trainer.seed, noise_seed, "rank0"))
         for start in range(0, len(samples), size):
             mb = build_micro_batch(samples[start:start + size])
-            nft_micro_batch(learner.editor, mb.turns, mb.r, mb.weight,
-                            sample_generators(cfg.trainer.seed, noise_seed, noise_keys(mb, shared)), cfg.objective.nft,
+            generators = sample_generators(cfg.trainer.seed, noise_seed, noise_keys(mb, shared))
+            nft_micro_batch(learner.editor, mb.turns, mb.r, mb.weight, generators, cfg.objective.nft,
                             1.0 / len(samples), learner.backend.backward)
     grad = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten().double() for p in params])
     for p in params:

@@ -18,9 +18,10 @@ ema <- e ema + (1 - e) theta with e = ema_decay(s, learner.ema_max_decay) (the r
 saves its EMA.
 
 Randomness: NFT noise levels and noise come from per-sample generators seeded by (trainer seed,
-step, sample key; the group's key with ``objective.nft.shared_group_noise``), and the global torch RNG (LoRA dropout) is seeded by (seed, step, rank) for
-the step's duration; a step is a function of the weights, the step number and the data, so a
-resumed run repeats an uninterrupted one and a sample trains identically on any rank.
+step, sample key; the group's key with ``objective.nft.shared_group_noise``), and the global torch
+RNG (LoRA dropout) is seeded by (seed, step, rank) for the step's duration; a step is a function of
+the weights, the step number and the data, so a resumed run repeats an uninterrupted one and a
+sample trains identically on any rank.
 Every public method is collective under torch.distributed: call it on all ranks.
 """
 
