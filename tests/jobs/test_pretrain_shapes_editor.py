@@ -99,3 +99,33 @@ def test_the_reproduce_command_names_the_init_folder_and_the_edit_weight():
     assert job.reproduce_command(report) == ("python -m jobs.pretrain_shapes_editor --out o --init prev --steps 7 "
                                              "--seed 0 --threads 1 --train-chains 10 --hidden 128 --batch-size 32 "
                                              "--lr 0.001 --warmup 50 --edit-weight 3.0")
+
+
+def test_kind_weights_parse_and_set_how_often_each_kind_is_drawn():
+    assert job.parse_kind_weights("subject_add=4, position_change=2.5") == {"subject_add": 4.0, "position_change": 2.5}
+    assert job.parse_kind_weights("") == {}
+    for bad in ("subject_add", "jumping=2", "subject_add=-1", "subject_add=nan"):
+        with pytest.raises(ValueError, match="--kind-weights"):
+            job.parse_kind_weights(bad)
+    kinds = ("color_alter", "subject_add", "subject_add", "subject_remove")
+    assert job.pair_sampling_weights(kinds, {}) is None  # uniform: the shipped runs' exact draws
+    assert job.pair_sampling_weights(kinds, {"subject_remove": 1.0}) is None
+    weights = job.pair_sampling_weights(kinds, {"subject_add": 4.0, "subject_remove": 0.0})
+    assert weights.tolist() == [1.0, 4.0, 4.0, 0.0]
+    draws = torch.multinomial(weights, 9000, replacement=True, generator=torch.Generator().manual_seed(0))
+    shares = torch.bincount(draws, minlength=4).double() / 9000
+    assert shares.tolist() == pytest.approx([1 / 9, 4 / 9, 4 / 9, 0.0], abs=0.02)
+    with pytest.raises(ValueError, match="no turn"):
+        job.pair_sampling_weights(kinds, {k: 0.0 for k in kinds})
+    with pytest.raises(SystemExit):  # a bad value stops the command line before any data is built
+        job.parse_args(["--kind-weights", "subject_add=x"])
+
+
+def test_the_reproduce_command_names_kind_weights_and_t_mean_only_when_set():
+    args = {"out": "o", "minutes": None, "seed": 0, "threads": 2, "train_chains": 10, "hidden": 128,
+            "batch_size": 32, "lr": 0.002, "warmup": 100, "edit_weight": 3.0, "init": None}
+    train = {"steps": 5, "stopped_by": "steps"}
+    plain = job.reproduce_command({"args": {**args, "kind_weights": "", "t_mean": 0.0}, "train": train})
+    assert "--kind-weights" not in plain and "--t-mean" not in plain
+    weighted = job.reproduce_command({"args": {**args, "kind_weights": "subject_add=3", "t_mean": 0.5}, "train": train})
+    assert weighted.endswith("--edit-weight 3.0 --kind-weights subject_add=3 --t-mean 0.5")
