@@ -33,7 +33,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from edit_rl.config.schema import EditorConfig, SamplerConfig
+from edit_rl.config.schema import SamplerConfig
 from edit_rl.editors.images import uint8_images
 from edit_rl.editors.load import load_editor
 from edit_rl.editors.rollout import rollout_chains
@@ -43,7 +43,8 @@ from edit_rl.synthetic.parse import parse_image
 from edit_rl.synthetic.rubric import JUNK_TOLERANCE_PIXELS, score_turn
 from edit_rl.synthetic.splits import make_split
 from edit_rl.synthetic.turn_pairs import turn_pairs
-from edit_rl.synthetic.world import DEFAULT_IMAGE_SIZE, RELATIONS
+from edit_rl.synthetic.world import RELATIONS
+from jobs.pretrain_shapes_editor import editor_config
 
 KINDS = ("subject_add", "position_change")
 
@@ -130,8 +131,7 @@ def edit_turns(model: str, chains: int, turns: int, kinds: Sequence[str], steps:
     index = [i for i, kind in enumerate(pairs.task_types) if kind in kinds][:turns]
     if not index:
         raise ValueError(f"no turn of kinds {list(kinds)} in {chains} held-out chains")
-    editor = load_editor(EditorConfig(family="shapes_kontext", name_or_path=model, dtype="float32",
-                                      resolution=DEFAULT_IMAGE_SIZE, gradient_checkpointing=False))
+    editor = load_editor(editor_config(model))
     sampler = SamplerConfig(method="euler", num_steps=steps, eval_method="euler", eval_num_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     attempts = []
