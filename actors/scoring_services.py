@@ -37,6 +37,8 @@ from actors.placement import (PlacementError, cluster_report, describe_request, 
 from edit_rl.config import Config
 from edit_rl.config.schema import ServiceScaling
 
+GRACEFUL_SHUTDOWN_LOOP_S = 0.25
+
 
 @dataclass(frozen=True)
 class TurnScores:
@@ -148,6 +150,9 @@ def deployment_options(scaling: ServiceScaling, strategy: str = "PACK") -> dict:
                               # vLLM on CPU warns on every request about thread binding
                               "runtime_env": {"env_vars": {"VLLM_LOGGING_LEVEL": "ERROR"}}},
         "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+        # A stopping replica checks for unfinished requests this often (Serve's default 2 s made
+        # every service shutdown take 2 s more than its work).
+        "graceful_shutdown_wait_loop_s": GRACEFUL_SHUTDOWN_LOOP_S,
     }
 
 
@@ -156,31 +161,52 @@ def start_services(cfg: Config, app_prefix: str = "edit-rl"):
     another prefix lets an evaluation run beside a training run), wait until they run, and return
     their handles. PlacementError (both applications deleted) when a replica is still unplaced
     after ``cluster.placement_timeout_s``."""
+    handles = deploy_services(cfg, app_prefix)
+    wait_for_services(cfg, app_prefix)
+    return handles
+
+
+def deploy_services(cfg: Config, app_prefix: str = "edit-rl"):
+    """The first half of ``start_services``: deploy both applications and return their handles at
+    once, while the replicas start (the trainer starts its learner meanwhile)."""
     cfg.cluster.validate_roles(cfg)
-    strategy = cfg.cluster.service_strategy
     serve.start(http_options={"host": "127.0.0.1"})
-    services = {f"{app_prefix}-judge": (JudgeService, "judge", cfg.judge.scaling),
-                f"{app_prefix}-consistency": (ConsistencyService, "consistency", cfg.consistency.scaling)}
-    targets = [serve.RunTarget(service.options(**deployment_options(scaling, strategy)).bind(cfg), name=app,
-                               route_prefix=None) for app, (service, _, scaling) in services.items()]
-    handles = serve.run_many(targets, wait_for_ingress_deployment_creation=False,
-                             wait_for_applications_running=False)
+    targets = [serve.RunTarget(service.options(**deployment_options(scaling, cfg.cluster.service_strategy)).bind(cfg),
+                               name=app, route_prefix=None)
+               for app, (service, _, scaling) in _services(cfg, app_prefix).items()]
+    return tuple(serve.run_many(targets, wait_for_ingress_deployment_creation=False,
+                                wait_for_applications_running=False))
+
+
+def wait_for_services(cfg: Config, app_prefix: str = "edit-rl") -> None:
+    """The second half of ``start_services``: wait until both applications run; on failure
+    (PlacementError, a failed deployment, an interrupt) delete both and raise."""
     try:
-        wait_until_running({app: (role, scaling) for app, (_, role, scaling) in services.items()}, strategy,
-                           cfg.cluster.placement_timeout_s)
+        wait_until_running({app: (role, scaling) for app, (_, role, scaling) in _services(cfg, app_prefix).items()},
+                           cfg.cluster.service_strategy, cfg.cluster.placement_timeout_s)
     except BaseException:
         stop_services(app_prefix)
         raise
-    return tuple(handles)
 
 
-def stop_services(app_prefix: str = "edit-rl") -> None:
-    """Delete both services' applications (and with them their replicas' placement groups);
-    a missing one is skipped."""
-    deployed = serve.status().applications
-    for app in (f"{app_prefix}-judge", f"{app_prefix}-consistency"):
-        if app in deployed:
-            serve.delete(app)
+def _services(cfg: Config, app_prefix: str) -> dict:
+    return {f"{app_prefix}-judge": (JudgeService, "judge", cfg.judge.scaling),
+            f"{app_prefix}-consistency": (ConsistencyService, "consistency", cfg.consistency.scaling)}
+
+
+def stop_services(app_prefix: str = "edit-rl", timeout_s: float = 60.0, poll_s: float = 0.2) -> None:
+    """Delete both services' applications (and with them their replicas' placement groups) and
+    wait until both are gone; a missing one is skipped. Both deletions run at once (``serve.delete``
+    one after the other waits for each in turn). TimeoutError if one is still there after
+    ``timeout_s``."""
+    apps = [app for app in (f"{app_prefix}-judge", f"{app_prefix}-consistency") if app in serve.status().applications]
+    for app in apps:
+        serve.delete(app, _blocking=False)
+    deadline = time.monotonic() + timeout_s
+    while remaining := [app for app in apps if app in serve.status().applications]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Serve applications {remaining} still deleting after {timeout_s:g} s")
+        time.sleep(poll_s)
 
 
 def wait_until_running(apps: dict[str, tuple[str, ServiceScaling]], strategy: str, placement_timeout_s: float,

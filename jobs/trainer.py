@@ -31,7 +31,7 @@ from actors.learner import LearnerGroup, LearnerRankError
 from actors.metrics import RayMetrics
 from actors.placement import RolePlacement
 from actors.rollout_worker import ChainInput, start_rollout_workers
-from actors.scoring_services import start_services, stop_services
+from actors.scoring_services import deploy_services, stop_services, wait_for_services
 from edit_rl.buffer import GroupAssembler, build_training_batch, shard_samples
 from edit_rl.config import Config
 from edit_rl.data import ChainSampler, load_training_chains, turn_specs
@@ -58,9 +58,10 @@ class Trainer:
         self.placement = RolePlacement(cfg)
         try:
             self.workers = start_rollout_workers(cfg, self.placement.rollout)
-            judge, consistency = start_services(cfg)
+            judge, consistency = deploy_services(cfg)
             self.dispatcher = RolloutDispatcher(cfg, self.workers, judge, consistency)
-            self.learners = LearnerGroup(cfg, self.placement.learner)
+            self.learners = LearnerGroup(cfg, self.placement.learner)  # while the service replicas start
+            wait_for_services(cfg)
         except BaseException:
             self.placement.remove()  # also stops the workers (and ranks) already in it
             stop_services()

@@ -51,6 +51,9 @@ def test_cpu_default_nft_sync_leaves_a_complete_run_folder(tmp_path):
     assert lora and all(k.startswith("transformer.") for k in lora)
     driver = json.loads((path / "checkpoints" / "step_000002" / "driver.json").read_text())
     assert driver["step"] == 2 and driver["version"] == 2
+    from ray import serve  # the job deleted both services on its way out (all at once, then waited)
+
+    assert not any(app.startswith("edit-rl") for app in serve.status().applications)
 
 
 def test_grpo_async_trains_on_one_step_stale_sde_rollouts(tmp_path):
