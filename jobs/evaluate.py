@@ -31,7 +31,11 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from edit_rl.config import Config
+    from jobs.evaluator import Evaluator
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "eval_synthetic.yaml"
 
@@ -97,32 +101,44 @@ def evaluation_dir(output: Optional[str], parent: str, label: str) -> Path:
     raise SystemExit(f"cannot create a new evaluation folder {base}")
 
 
-def main(argv: list[str] | None = None) -> Path:
+def resolved_config(config: str, overrides: list[str], lora: Optional[str]) -> tuple[Config, Optional[dict]]:
+    """The evaluation's config (``evaluation_config`` of the preset plus overrides; with a LoRA
+    checkpoint, its rank, alpha and targets) and the LoRA's tensors (None without one)."""
+    import dataclasses
+
+    from edit_rl.config import ConfigError, load_config
+    from edit_rl.editors.lora import read_lora_weights
+    from jobs.evaluator import evaluation_config
+
+    try:
+        cfg = evaluation_config(load_config(config, overrides))
+    except ConfigError as err:
+        raise SystemExit(f"config error: {err}") from None
+    if lora is None:
+        return cfg, None
+    check_lora_run(cfg, Path(lora))
+    weights = read_lora_weights(lora)
+    return dataclasses.replace(cfg, lora=weights.config(cfg.lora)).validate(), weights.state
+
+
+def main(argv: list[str] | None = None, evaluator: Optional[Evaluator] = None) -> Path:
+    """``evaluator``: an open `jobs.evaluator.Evaluator` that fits this evaluation's config
+    (``jobs.shapes_proof`` evaluates the base and its LoRA with one); it stays open. Without it,
+    this run starts its own workers and services and closes them."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
-    import dataclasses
-
-    from edit_rl.config import ConfigError, load_config, save_config
-    from edit_rl.editors.lora import read_lora_weights
+    from edit_rl.config import save_config
     from edit_rl.evaluation import EvalMeta, load_runs, read_scores, render_report, summarize, write_plots, write_scores
     from edit_rl.evaluation.bootstrap import paired_differences
     from edit_rl.evaluation.compare import distinct_labels
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        raise SystemExit(f"config error: {err}") from None
-    from jobs.evaluator import Evaluator, evaluation_config
-
-    cfg = evaluation_config(cfg)
+    cfg, lora_state = resolved_config(args.config, args.overrides, args.lora)
     lora_path = Path(args.lora) if args.lora else None
-    lora_state = None
-    if lora_path is not None:
-        check_lora_run(cfg, lora_path)
-        lora = read_lora_weights(lora_path)
-        cfg = dataclasses.replace(cfg, lora=lora.config(cfg.lora)).validate()
-        lora_state = lora.state
+    if evaluator is not None:
+        if not evaluator.fits(cfg, with_lora=lora_state is not None):
+            raise ValueError("the evaluator passed in was started with another config than this evaluation's")
+        evaluator.use_lora(lora_state)
     baselines = load_runs(args.compare) if args.compare else []  # fail before generating anything
     label = args.label or default_label(cfg.editor.name_or_path, lora_path)
     out = evaluation_dir(args.output, args.output_dir or cfg.output_dir, label)
@@ -133,11 +149,16 @@ def main(argv: list[str] | None = None) -> Path:
 
     print(f"ray: {connect(args.address or cfg.cluster.address)}", flush=True)
     start = time.perf_counter()
-    evaluator = Evaluator(cfg, lora_state)
+    own = evaluator is None
+    if own:
+        from jobs.evaluator import Evaluator
+
+        evaluator = Evaluator(cfg, lora_state)
     try:
         records = evaluator.run(out / "grids")
     finally:
-        evaluator.close()
+        if own:
+            evaluator.close()
     sampler = f"{cfg.sampler.eval_method}, {cfg.sampler.eval_num_steps} steps, {cfg.editor.resolution} px"
     meta = EvalMeta(label=label, success_threshold=cfg.reward.binary_threshold, editor=cfg.editor.name_or_path,
                     lora=str(lora_path) if lora_path else None,

@@ -79,7 +79,22 @@ class Evaluator:
             self.placement.remove()
             raise
         self.dispatcher = EvalDispatcher(self.workers, judge, consistency)
-        self.weights = (1, [ray.put(lora_state)]) if lora_state is not None else (BASE_WEIGHTS_VERSION, [])
+        self.weights: tuple[int, list] = (BASE_WEIGHTS_VERSION, [])
+        self.use_lora(lora_state)
+
+    def fits(self, cfg: Config, with_lora: bool) -> bool:
+        """Whether these workers and services evaluate ``cfg``: the same config, except that the base
+        model (``with_lora`` False) samples with the workers' zero adapters, whatever their shape."""
+        return (cfg if with_lora else dataclasses.replace(cfg, lora=self.cfg.lora)) == self.cfg
+
+    def use_lora(self, lora_state: Optional[dict]) -> None:
+        """Sample the next `run` with ``lora_state`` (None: the base model, only while no LoRA was
+        loaded: the workers keep the last one), and start its error list and grids afresh."""
+        version = self.weights[0]
+        if lora_state is not None:
+            self.weights = (max(version, 0) + 1, [ray.put(lora_state)])
+        elif version != BASE_WEIGHTS_VERSION:
+            raise ValueError("this evaluator's workers hold a LoRA: evaluate the base model first or with a new Evaluator")
         self.errors: list[RowError] = list(self.data.errors)
         self.grids: list[Path] = []
 

@@ -126,9 +126,23 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
                           *common, *args.overrides])
     train_s = time.perf_counter() - start
     base_dir, tuned_dir = run_dir / "eval-base", run_dir / "eval-tuned"
-    evaluate.main(["--config", args.config, "--output", str(base_dir), "--label", "base", *common, *args.overrides])
-    evaluate.main(["--config", args.config, "--lora", str(last_lora(run_dir)), "--label", "MT-EditFlow NFT",
-                   "--output", str(tuned_dir), *common, "--compare", str(base_dir), *args.overrides])
+    lora = last_lora(run_dir)
+    # One set of evaluation workers and services for both: built for the LoRA's adapters, which
+    # sample the base model until the LoRA is loaded (saves their start, ~35 s here).
+    from actors.ray_session import connect
+    from jobs.evaluator import Evaluator
+
+    cfg, _ = evaluate.resolved_config(args.config, args.overrides, str(lora))
+    connect(args.address or cfg.cluster.address)
+    evaluator = Evaluator(cfg)
+    try:
+        evaluate.main(["--config", args.config, "--output", str(base_dir), "--label", "base", *common,
+                       *args.overrides], evaluator=evaluator)
+        evaluate.main(["--config", args.config, "--lora", str(lora), "--label", "MT-EditFlow NFT",
+                       "--output", str(tuned_dir), *common, "--compare", str(base_dir), *args.overrides],
+                      evaluator=evaluator)
+    finally:
+        evaluator.close()
     markdown = proof_markdown(run_dir, base_dir, tuned_dir, train_s, time.perf_counter() - start - train_s)
     (run_dir / "proof.md").write_text(markdown)
     print("\n" + markdown, flush=True)

@@ -15,6 +15,7 @@ from edit_rl.editors.load import load_editor
 from edit_rl.editors.lora_targets import lora_config_for
 from edit_rl.evaluation import read_scores
 from jobs import evaluate
+from jobs.evaluator import Evaluator
 
 SMALL = ["evaluation.synthetic_chains=3", "evaluation.num_grids=1", "evaluation.chains_per_request=4"]
 
@@ -80,6 +81,25 @@ def test_base_then_lora_with_comparison(tmp_path):
     assert report.count("\n| run/step_000002 | ") == 2  # the rows of the differences tables
     assert pq.read_table(tuned / "scores.parquet").num_rows == 18
     assert json.loads(pq.read_schema(tuned / "scores.parquet").metadata[b"edit_rl.evaluation"])["seed"] == 1234
+
+    # One evaluator for both (jobs.shapes_proof): workers built with the LoRA's rank-2 adapters sample
+    # the base model until the LoRA is loaded; the scores equal those of the two separate runs.
+    cfg, _ = evaluate.resolved_config(str(evaluate.DEFAULT_CONFIG), SMALL, str(lora_dir))
+    shared = Evaluator(cfg)
+    try:
+        with pytest.raises(ValueError, match="another config"):
+            evaluate.main(["--output", str(tmp_path / "x"), *SMALL, "evaluation.seed=1"], evaluator=shared)
+        again = evaluate.main(["--output", str(tmp_path / "base2"), *SMALL], evaluator=shared)
+        tuned2 = evaluate.main(["--output", str(tmp_path / "lora2"), "--lora", str(lora_dir), *SMALL],
+                               evaluator=shared)
+        with pytest.raises(ValueError, match="hold a LoRA"):
+            evaluate.main(["--output", str(tmp_path / "base3"), *SMALL], evaluator=shared)
+    finally:
+        shared.close()
+    scores = lambda rs: [(key(r), r.judge_score, r.cc) for r in rs]  # noqa: E731
+    assert scores(read_scores(again)[0]) == scores(records)
+    assert scores(read_scores(tuned2)[0]) == scores(tuned_records)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "base3").exists()  # refused before any folder
 
 
 def test_lora_from_a_run_of_another_editor_is_refused(tmp_path):
