@@ -128,7 +128,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     base_dir, tuned_dir = run_dir / "eval-base", run_dir / "eval-tuned"
     lora = last_lora(run_dir)
     # One set of evaluation workers and services for both: built for the LoRA's adapters, which
-    # sample the base model until the LoRA is loaded (saves their start, ~35 s here).
+    # sample the base model until the LoRA is loaded (saves one start of both, half a minute here).
     from actors.ray_session import connect
     from jobs.evaluator import Evaluator
 
