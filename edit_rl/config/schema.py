@@ -113,12 +113,16 @@ class NFTConfig:
     # gradient that the noise alone decides is shared by the group and largely cancels in the
     # advantage-weighted sum (a group's advantages sum to zero). False: every sample draws its own.
     shared_group_noise: bool = False
+    # Ours: train only the rollout's noise levels with sigma >= min_sigma (the grid's first levels;
+    # always at least the first). 0 keeps every level, as the reference does.
+    min_sigma: float = 0.0
 
     def validate(self, prefix: str = "objective.nft") -> None:
         _check(self.beta > 0, f"{prefix}.beta", f"must be > 0, got {self.beta}")
         _check(self.adv_clip_max > 0, f"{prefix}.adv_clip_max", "must be > 0")
         _check(self.kl_weight >= 0, f"{prefix}.kl_weight", "must be >= 0")
         _check(0 < self.timestep_fraction <= 1, f"{prefix}.timestep_fraction", "must be in (0, 1]")
+        _check(0 <= self.min_sigma < 1, f"{prefix}.min_sigma", f"must be in [0, 1), got {self.min_sigma}")
 
 
 @dataclass

@@ -37,8 +37,8 @@ def nft_micro_batch(editor: Editor, turns: TurnBatch, r: Tensor, weight: Tensor,
                     cfg: NFTConfig, loss_scale: float, backward: Backward) -> tuple[Tensor, bool]:
     """DiffusionNFT on each sample's own x0 and condition (MT-EditFlow eq. 25, notes section 3).
 
-    Per sample: k = int(timestep_fraction * n) of the rollout's n noise levels
-    (`nft_timestep_indices`), fresh noise per level, x_t = (1 - t) x0 + t eps; v_theta with the
+    Per sample: k = int(timestep_fraction * n) of the rollout's n noise levels with sigma >=
+    ``cfg.min_sigma`` (at least the first; all of them at 0) (`nft_timestep_indices`), fresh noise per level, x_t = (1 - t) x0 + t eps; v_theta with the
     "default" adapter, v_old with "old" and v_ref with adapters disabled (no grad; v_ref only when
     kl_weight > 0); `nft_loss` with r and ``weight`` as the mask; one backward per level.
     Returns (metric sums in NFT_METRICS order, whether every loss was finite).
@@ -48,7 +48,7 @@ def nft_micro_batch(editor: Editor, turns: TurnBatch, r: Tensor, weight: Tensor,
     x0 = turns.x0.to(device, torch.float32)
     cond = turns.condition.to(device)
     r, w = r.to(device), weight.to(device)
-    num_levels = turns.sigmas.numel() - 1
+    num_levels = max(1, int((turns.sigmas[:-1] >= cfg.min_sigma).sum()))  # the grid decreases
     levels = torch.cat([nft_timestep_indices(1, num_levels, cfg.timestep_fraction, generator=g)
                         for g in generators])  # (B, k)
     k = levels.shape[1]

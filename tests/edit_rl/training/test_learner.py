@@ -116,6 +116,32 @@ def test_shared_group_noise_cancels_what_the_noise_alone_decides(tiny_config, ma
     assert norms[True] < 1e-5 * norms[False]
 
 
+def test_min_sigma_trains_only_the_noisiest_levels(tiny_config, make_samples, turn_samples):
+    """objective.nft.min_sigma keeps the rollout's levels with sigma >= min_sigma: with every level
+    trained (timestep_fraction 1), the learner's velocity calls see exactly those sigmas."""
+    grid = [float(s) for s in turn_samples[0][0].sigmas[:-1]]
+    assert len(grid) == 3 and grid == sorted(grid, reverse=True)
+    samples = make_samples([1.0, -1.0, 0.5], [1.0, 0.0, 0.6])
+    seen = {}
+    for min_sigma in (0.0, (grid[1] + grid[2]) / 2, 0.999):
+        cfg = tiny_config()
+        cfg.objective.nft.timestep_fraction = 1.0
+        cfg.objective.nft.min_sigma = min_sigma
+        learner = Learner(cfg)
+        velocity, sigmas = learner.editor.velocity, set()
+
+        def spy(x, t, cond):
+            sigmas.update(round(float(v), 6) for v in t)
+            return velocity(x, t, cond)
+
+        learner.editor.velocity = spy
+        m = learner.train_step(micro_batches(samples), step=0)
+        assert m["num_samples"] == 6 and m["grad_norm"] > 0
+        seen[min_sigma] = sorted(sigmas, reverse=True)
+    rounded = [round(s, 6) for s in grid]
+    assert list(seen.values()) == [rounded, rounded[:2], rounded[:1]]  # 0.999: still the first level
+
+
 def test_grpo_recomputes_the_rollout_log_probs_and_zero_advantages_change_nothing(tiny_config, make_samples):
     cfg = tiny_config("grpo")
     cfg.objective.grpo.kl_beta = 0.0
