@@ -38,9 +38,10 @@ def nft_micro_batch(editor: Editor, turns: TurnBatch, r: Tensor, weight: Tensor,
     """DiffusionNFT on each sample's own x0 and condition (MT-EditFlow eq. 25, notes section 3).
 
     Per sample: k = int(timestep_fraction * n) of the rollout's n noise levels with sigma >=
-    ``cfg.min_sigma`` (at least the first; all of them at 0) (`nft_timestep_indices`), fresh noise per level, x_t = (1 - t) x0 + t eps; v_theta with the
-    "default" adapter, v_old with "old" and v_ref with adapters disabled (no grad; v_ref only when
-    kl_weight > 0); `nft_loss` with r and ``weight`` as the mask; one backward per level.
+    ``cfg.min_sigma`` (at least the first; all n at 0) (`nft_timestep_indices`), fresh noise per
+    level, x_t = (1 - t) x0 + t eps; v_theta with the "default" adapter, v_old with "old" and v_ref
+    with adapters disabled (no grad; v_ref only when kl_weight > 0); `nft_loss` with r and ``weight``
+    as the mask; one backward per level.
     Returns (metric sums in NFT_METRICS order, whether every loss was finite).
     """
     device = editor.device
