@@ -9,6 +9,10 @@ Modes (``trainer.mode``): ``sync`` runs those stages in order; ``async`` launche
 rollouts with the current weights before step k trains, so rollouts overlap training and the
 data is at most one update stale (logged as ``staleness``).
 
+``trainer.time_budget_minutes`` bounds the run's wall-clock time from the trainer's start: after
+each step the driver stops if one more step of the mean length so far would overrun it, saves a
+checkpoint there and prints how far it got (a resumed run gets the budget afresh).
+
 Checkpoints (``checkpoints/step_NNNNNN/``, written to a temporary folder then renamed) hold the
 learner state (LoRA default + old adapters, optimizer, RNG), the LoRA in diffusers' format, and
 the driver state (step, weights version, data position, banned prompts, and in async mode the
@@ -41,8 +45,18 @@ from edit_rl.rewards import PromptBanList
 log = logging.getLogger(__name__)
 
 
+def out_of_time(elapsed_s: float, loop_s: float, steps_done: int, budget_minutes: float | None) -> bool:
+    """Whether one more step would overrun the budget: ``elapsed_s`` (since the trainer started)
+    plus the mean step so far (``loop_s`` over ``steps_done`` steps of this process) exceeds
+    ``budget_minutes`` (None: never)."""
+    if budget_minutes is None or steps_done < 1:
+        return False
+    return elapsed_s + loop_s / steps_done > 60.0 * budget_minutes
+
+
 class Trainer:
     def __init__(self, cfg: Config, run: RunDir):
+        self.started = time.monotonic()  # trainer.time_budget_minutes counts from here
         self.cfg = cfg
         self.run = run
         self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
@@ -123,13 +137,19 @@ class Trainer:
 
     def _train(self, resume_step: int | None) -> None:
         cfg = self.cfg
+        budget = cfg.trainer.time_budget_minutes
         logger = RunLogger(self.run, cfg.trainer.num_steps, resume_step=resume_step,
-                           log_every=cfg.trainer.log_every, sinks=[RayMetrics(cfg.run_name).log])
+                           log_every=cfg.trainer.log_every, sinks=[RayMetrics(cfg.run_name).log],
+                           deadline=None if budget is None else self.started + 60 * budget)
         if self.weights_ref is None:
             self._sync_weights()
         timer = StageTimer()
+        loop_start, steps_done = time.monotonic(), 0
         try:
             while self.step < cfg.trainer.num_steps:
+                if out_of_time(time.monotonic() - self.started, time.monotonic() - loop_start, steps_done, budget):
+                    self._stop_for_time(steps_done)
+                    return
                 step = self.step
                 timer.start_step()
                 if self.pending is None:
@@ -160,8 +180,20 @@ class Trainer:
                 if cfg.trainer.save_every and (self.step % cfg.trainer.save_every == 0
                                                or self.step == cfg.trainer.num_steps):
                     self.save_checkpoint()
+                steps_done += 1
         finally:
             logger.close()
+
+    def _stop_for_time(self, steps_done: int) -> None:
+        """End the run at the time budget: a checkpoint of the last step (unless checkpoints are off
+        or it already has one) and a log line saying where it stopped."""
+        cfg = self.cfg.trainer
+        minutes = (time.monotonic() - self.started) / 60
+        if cfg.save_every and self.step % cfg.save_every:
+            self.save_checkpoint()
+        print(f"trainer.time_budget_minutes={cfg.time_budget_minutes:g}: stopped after step {self.step} of "
+              f"{cfg.num_steps} ({minutes:.1f} min since the trainer started, {steps_done} steps in this process; "
+              "one more would overrun it)", flush=True)
 
     def close(self) -> None:
         """Release the run's actors, services and placement groups (the Ray cluster itself stays)."""

@@ -375,9 +375,14 @@ class TrainerConfig:
     log_every: int = 1
     sample_every: int = 50
     save_every: int = 50
+    # Wall-clock limit in minutes, counted from the trainer's start (actors and services included):
+    # the run stops after the last step that fits, saves a checkpoint and says so. None: no limit.
+    time_budget_minutes: Optional[float] = None
 
     def validate(self, prefix: str = "trainer") -> None:
         _check(self.num_steps >= 1, f"{prefix}.num_steps", "must be >= 1")
+        _check(self.time_budget_minutes is None or self.time_budget_minutes > 0, f"{prefix}.time_budget_minutes",
+               f"must be > 0 minutes, or null for no limit; got {self.time_budget_minutes}")
         for name in ("log_every", "sample_every", "save_every"):
             _check(getattr(self, name) >= 0, f"{prefix}.{name}", "must be >= 0")
 

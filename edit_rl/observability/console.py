@@ -44,7 +44,7 @@ def per_turn(scalars: Mapping[str, float], prefix: str) -> list[float]:
 
 
 def format_step_line(step: int, total: int, scalars: Mapping[str, float], step_s: float | None = None,
-                     eta_s: float | None = None) -> str:
+                     eta_s: float | None = None, eta_by_budget: bool = False) -> str:
     done = step + 1
     parts = [f"step {done}/{total} ({100 * done / max(total, 1):.0f}%)"]
     for label, prefix in (("IF", IF_PREFIX), ("CC", CC_PREFIX)):
@@ -61,7 +61,7 @@ def format_step_line(step: int, total: int, scalars: Mapping[str, float], step_s
     if step_s is not None:
         parts.append(f"{step_s:.2f} s/step")
     if eta_s is not None:
-        parts.append(f"eta {format_duration(eta_s)}")
+        parts.append(f"eta {format_duration(eta_s)}" + (" (time budget)" if eta_by_budget else ""))
     return " | ".join(parts)
 
 
@@ -73,11 +73,14 @@ def progress_bar(step: int, total: int, eta_s: float | None, width: int = 30) ->
 
 
 class ConsoleProgress:
-    """Prints format_step_line every `log_every` steps (and at the last); a bar in between on a TTY."""
+    """Prints format_step_line every `log_every` steps (and at the last); a bar in between on a TTY.
+    With a ``deadline`` (a time on ``clock``: where trainer.time_budget_minutes ends the run) the eta
+    is the time left to it when that comes first, marked "(time budget)"."""
 
     def __init__(self, total: int, start_step: int = 0, log_every: int = 1, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, deadline: float | None = None) -> None:
         self.total = total
+        self.deadline = deadline
         self.log_every = max(log_every, 1)
         self.stream = stream if stream is not None else sys.stdout
         self._clock = clock
@@ -93,8 +96,11 @@ class ConsoleProgress:
         step_s, self._last = now - self._last, now
         steps_here = step + 1 - self._start_step
         eta = (now - self._t0) / steps_here * max(self.total - step - 1, 0) if steps_here > 0 else None
+        by_budget = eta is not None and self.deadline is not None and self.deadline - now < eta
+        if by_budget:
+            eta = max(self.deadline - now, 0.0)
         if step % self.log_every == 0 or step + 1 >= self.total:
-            line = format_step_line(step, self.total, scalars, step_s, eta)
+            line = format_step_line(step, self.total, scalars, step_s, eta, by_budget)
             self._write(("\r\033[K" if self._bar_shown else "") + line + "\n")
             self._bar_shown = False
             return line

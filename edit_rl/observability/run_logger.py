@@ -29,12 +29,13 @@ Sink = Callable[[int, Mapping[str, float]], None]
 class RunLogger:
     def __init__(self, run: RunDir, total_steps: int, *, resume_step: int | None = None, log_every: int = 1,
                  sinks: Sequence[Sink] = (), console: bool = True, stream: TextIO | None = None,
-                 tensorboard: bool = True) -> None:
+                 tensorboard: bool = True, deadline: float | None = None) -> None:
         self.run = run
         self.metrics = MetricsLogger(run.path, resume_step=resume_step, tensorboard=tensorboard)
         self.sinks = list(sinks)
         start = resume_step + 1 if resume_step is not None else 0
-        self.console = ConsoleProgress(total_steps, start, log_every, stream) if console else None
+        # deadline: time.monotonic() at which a time budget ends the run (the console's eta heeds it)
+        self.console = ConsoleProgress(total_steps, start, log_every, stream, deadline=deadline) if console else None
 
     def log(self, step: int, metrics: Mapping[str, Any]) -> dict[str, float]:
         """Write one step everywhere; returns its flattened scalars."""

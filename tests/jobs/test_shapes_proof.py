@@ -38,6 +38,13 @@ def test_last_lora_is_the_newest_finished_checkpoint(tmp_path):
     assert shapes_proof.last_lora(tmp_path) == tmp_path / "checkpoints" / "step_000020" / "lora"
     with pytest.raises(SystemExit, match="no checkpoint"):
         shapes_proof.last_lora(tmp_path / "empty")
+    assert shapes_proof.lora_step(shapes_proof.last_lora(tmp_path)) == 20
+
+
+def test_the_proof_says_how_many_steps_trained_and_when_the_budget_ended_them():
+    assert shapes_proof.training_line(750.0, 50, 50, 14.0) == "Training 12.5 min, 50 of 50 steps."
+    assert shapes_proof.training_line(840.0, 33, 50, 14.0) == \
+        "Training 14.0 min, 33 of 50 steps (stopped by `trainer.time_budget_minutes=14`)."
 
 
 @pytest.fixture()
@@ -61,6 +68,7 @@ def test_one_step_then_both_evaluations_and_the_proof(tmp_path, local_ray, capsy
     proof = (run / "proof.md").read_text()
     assert "Table 1 layout" in proof and "Table 7 layout" in proof and proof.count("met]") == 2
     assert "| base |" in proof and "| + MT-EditFlow NFT |" in proof
-    assert "3 held-out" not in proof and "Held-out chains: 3" in proof
+    assert "3 held-out" not in proof and "Held-out chains: 3" in proof and ", 1 of 1 steps." in proof
+    assert "time_budget_minutes: 14.0" in (run / "config.yaml").read_text()  # the main job's training budget
     assert "## Targets" in capsys.readouterr().out
     assert proof.count("95% interval") == 2 and "paired bootstrap over the held-out chains" in proof

@@ -66,6 +66,16 @@ def test_grpo_async_trains_on_one_step_stale_sde_rollouts(tmp_path):
     assert all(0.0 <= r["clip_frac"] <= 1.0 for r in rows)
 
 
+def test_the_time_budget_ends_the_run_after_the_last_step_that_fits_with_a_checkpoint(tmp_path, capsys):
+    # A budget far below one step: the first step always runs, then one more would overrun it.
+    path, rows = run_job(tmp_path, *SYNTHETIC, "trainer.num_steps=4", "trainer.save_every=3", "trainer.sample_every=0",
+                         "trainer.time_budget_minutes=0.001")
+    assert [r["step"] for r in rows] == [0]
+    assert sorted(p.name for p in (path / "checkpoints").iterdir()) == ["step_000001"]  # not on save_every's grid
+    assert json.loads((path / "checkpoints" / "step_000001" / "driver.json").read_text())["step"] == 1
+    assert "trainer.time_budget_minutes=0.001: stopped after step 1 of 4" in capsys.readouterr().out
+
+
 def test_resume_after_a_crash_continues_exactly_like_an_uninterrupted_run(tmp_path):
     # Async mode: the checkpoint after step 1 also holds step 2's in-flight rollouts' weights.
     common = [*SYNTHETIC, "trainer.mode=async", "trainer.save_every=1", "trainer.sample_every=0",

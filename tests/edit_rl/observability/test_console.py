@@ -66,6 +66,17 @@ def test_resumed_progress_counts_only_its_own_steps_for_the_eta():
     assert progress.update(50, {}) == "step 51/100 (51%) | 3.00 s/step | eta 2m27s"  # 49 steps x 3 s
 
 
+def test_a_deadline_before_the_last_step_bounds_the_eta_and_says_so():
+    out = io.StringIO()
+    clock, tick = fake_clock(3.0)
+    progress = ConsoleProgress(total=100, stream=out, clock=clock, deadline=clock() + 60.0)
+    tick()
+    assert progress.update(0, {}) == "step 1/100 (1%) | 3.00 s/step | eta 57.0s (time budget)"  # not 99 x 3 s
+    late = ConsoleProgress(total=3, stream=out, clock=clock, deadline=clock() + 60.0)
+    tick()
+    assert late.update(0, {}) == "step 1/3 (33%) | 3.00 s/step | eta 6.0s"  # the steps end first
+
+
 def test_tty_redraws_a_bar_between_log_lines():
     out = TTY()
     clock, tick = fake_clock(1.0)
