@@ -80,9 +80,9 @@ class TrainStats:
         return self.samples / max(self.seconds, 1e-9)
 
 
-def editor_config(name_or_path: str) -> EditorConfig:
+def editor_config(name_or_path: str, image_size: int = DEFAULT_IMAGE_SIZE) -> EditorConfig:
     return EditorConfig(family="shapes_kontext", name_or_path=name_or_path, dtype="float32",
-                        resolution=DEFAULT_IMAGE_SIZE, gradient_checkpointing=False)
+                        resolution=image_size, gradient_checkpointing=False)
 
 
 def learning_rate(step: int, progress: float, peak: float, warmup: int) -> float:
@@ -202,6 +202,8 @@ def reproduce_command(report: dict) -> str:
         flags += f" --kind-weights {a['kind_weights']}"
     if a.get("t_mean"):
         flags += f" --t-mean {a['t_mean']}"
+    if a.get("image_size", DEFAULT_IMAGE_SIZE) != DEFAULT_IMAGE_SIZE:
+        flags += f" --image-size {a['image_size']}"
     init = f" --init {a['init']}" if a.get("init") else ""
     return f"python -m jobs.pretrain_shapes_editor --out {a['out']}{init} {budget} {flags}"
 
@@ -250,6 +252,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--train-chains", type=int, default=10000)
+    parser.add_argument("--image-size", type=int, default=DEFAULT_IMAGE_SIZE,
+                        help="image side in px (32-64; 36 aligns each 12 px cell with 3 x 3 patches of 4 px)")
     parser.add_argument("--heldout-chains", type=int, default=200)
     parser.add_argument("--init", type=Path, default=None,
                         help="start from this model folder (a previous run's --out) instead of a random build")
@@ -284,17 +288,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t0 = time.monotonic()
-    train_chains, heldout = make_splits(args.train_chains, args.heldout_chains, Geometry(DEFAULT_IMAGE_SIZE))
-    pairs = turn_pairs(train_chains)
+    train_chains, heldout = make_splits(args.train_chains, args.heldout_chains, Geometry(args.image_size))
+    pairs = turn_pairs(train_chains, Geometry(args.image_size))
     print(f"data: {len(train_chains)} train chains ({len(pairs)} turns), {len(heldout)} held-out chains, "
           f"{time.monotonic() - t0:.0f} s", flush=True)
 
     if args.init is not None:  # continue from a saved model folder (a fresh optimizer and schedule)
-        editor = ShapesKontextEditor(editor_config(str(args.init)))
+        editor = ShapesKontextEditor(editor_config(str(args.init), args.image_size))
     else:
         with tempfile.TemporaryDirectory() as init_folder:
             build_tiny_shapes_kontext(Path(init_folder), seed=INIT_SEED + args.seed, hidden=args.hidden)
-            editor = ShapesKontextEditor(editor_config(init_folder))
+            editor = ShapesKontextEditor(editor_config(init_folder, args.image_size))
     num_params = sum(p.numel() for m in (editor.transformer, editor.text_encoder) for p in m.parameters())
     budget = f"{args.steps} steps" if args.minutes is None else f"{args.minutes:g} min"
     if args.minutes is not None and args.steps is not None:
@@ -306,7 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     print(f"saved {args.out} after {stats.steps} steps ({stats.seconds / 60:.1f} min)", flush=True)
 
     t1 = time.monotonic()
-    result = evaluate_editor(ShapesKontextEditor(editor_config(str(args.out))), heldout,
+    result = evaluate_editor(ShapesKontextEditor(editor_config(str(args.out), args.image_size)), heldout,
                              num_steps=args.eval_steps, seed=args.seed)
     report = {"train": {**asdict(stats), "samples_per_s": stats.samples_per_s},
               "eval": result.to_dict(), "eval_seconds": time.monotonic() - t1,

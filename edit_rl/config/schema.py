@@ -35,8 +35,12 @@ class EditorConfig:
     gradient_checkpointing: bool = True
 
     def validate(self, prefix: str = "editor") -> None:
-        _check(self.resolution > 0 and self.resolution % 16 == 0, f"{prefix}.resolution",
-               f"must be a positive multiple of 16 (VAE x8 and 2x2 packing), got {self.resolution}")
+        if self.family == "shapes_kontext":  # no VAE: 4 x 4 pixel patches
+            _check(self.resolution > 0 and self.resolution % 4 == 0, f"{prefix}.resolution",
+                   f"must be a positive multiple of 4 (4 x 4 pixel patches), got {self.resolution}")
+        else:
+            _check(self.resolution > 0 and self.resolution % 16 == 0, f"{prefix}.resolution",
+                   f"must be a positive multiple of 16 (VAE x8 and 2x2 packing), got {self.resolution}")
         _check(self.guidance_scale >= 0, f"{prefix}.guidance_scale", "must be >= 0")
         _check(self.max_sequence_length > 0, f"{prefix}.max_sequence_length", "must be > 0")
 

@@ -129,3 +129,22 @@ def test_the_reproduce_command_names_kind_weights_and_t_mean_only_when_set():
     assert "--kind-weights" not in plain and "--t-mean" not in plain
     weighted = job.reproduce_command({"args": {**args, "kind_weights": "subject_add=3", "t_mean": 0.5}, "train": train})
     assert weighted.endswith("--edit-weight 3.0 --kind-weights subject_add=3 --t-mean 0.5")
+
+
+def test_the_image_size_is_named_in_the_reproduce_command_only_when_not_the_default():
+    args = {"out": "o", "minutes": None, "seed": 0, "threads": 2, "train_chains": 10, "hidden": 128,
+            "batch_size": 32, "lr": 0.002, "warmup": 100, "edit_weight": 3.0, "init": None}
+    train = {"steps": 5, "stopped_by": "steps"}
+    assert "--image-size" not in job.reproduce_command({"args": {**args, "image_size": 32}, "train": train})
+    assert "--image-size" not in job.reproduce_command({"args": args, "train": train})  # reports before the flag
+    assert job.reproduce_command({"args": {**args, "image_size": 36}, "train": train}).endswith(
+        "--edit-weight 3.0 --image-size 36")
+
+
+def test_a_36_px_run_trains_and_evaluates_on_36_px_chains(tmp_path):
+    out = tmp_path / "ckpt36"
+    report = job.main(["--out", str(out), "--steps", "1", "--train-chains", "4", "--heldout-chains", "2",
+                       "--eval-steps", "1", "--image-size", "36"])
+    assert report["args"]["image_size"] == 36 and report["eval"]["num_chains"] == 2
+    editor = load_editor(job.editor_config(str(out), 36))
+    assert editor.resolution == 36 and editor.target_ids.shape[0] == 9 * 9  # 3 x 3 patches per 12 px cell

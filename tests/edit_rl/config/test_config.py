@@ -66,6 +66,14 @@ def test_bad_values_name_the_key(override, fragment):
 
 
 
+def test_the_pixel_space_shapes_editor_needs_a_multiple_of_4_the_vae_editors_of_16():
+    assert load_config(None, ["editor.family=shapes_kontext", "editor.resolution=36"]).editor.resolution == 36
+    for overrides, fragment in ((["editor.family=shapes_kontext", "editor.resolution=34"], "multiple of 4"),
+                                (["editor.family=flux_kontext", "editor.resolution=36"], "multiple of 16")):
+        with pytest.raises(ConfigError, match=fragment):
+            load_config(None, overrides)
+
+
 def test_deepspeed_zero3_is_accepted():
     cfg = load_config(None, ["learner.backend=deepspeed", "learner.zero_stage=3",
                              "learner.zero3_persistence_threshold=0"])
