@@ -115,33 +115,40 @@ class RolloutWorker:
         self.version = version
 
     def rollout(self, request: RolloutRequest):
-        from edit_rl.editors.images import pil_to_tensor, uint8_images
-        from edit_rl.editors.lora import active_adapter
-        from edit_rl.editors.rollout import rollout_chains
-        from edit_rl.training.turn_sample import split_rollout
-
         self._ensure_weights(request.weights_version, request.weights)
-        size = self.cfg.editor.resolution
-        inputs = pil_to_tensor([Image.fromarray(c.image) for c in request.chains], size)
-        generator = torch.Generator().manual_seed(request.seed)
-        with active_adapter(self.editor.transformer, self.adapter):
-            result = rollout_chains(self.editor, inputs, [list(c.instructions) for c in request.chains],
-                                    request.group_size, self.cfg.sampler, generator, evaluation=request.evaluation)
-        if request.evaluation:  # nothing to train on: no TurnSamples (their conditions are large)
-            samples = [[] for _ in range(len(request.chains) * request.group_size)]
-        else:
-            samples = split_rollout(result)  # [trajectory][turn], rows c * G + g
-        turn_images = [uint8_images(turn.images) for turn in result.turns]
-        input_images = uint8_images(result.input_images)
-        meta, images, payloads = [], [], []
-        for row, per_turn in enumerate(samples):
-            chain = request.chains[row // request.group_size]
-            slot = row % request.group_size
-            meta.append(TrajectoryMeta(rollout_id(request.step, chain.chain_id, slot), chain.chain_id, slot,
-                                       request.step, self.version))
-            images.append(TrajectoryImages(input_images[row], tuple(t[row] for t in turn_images)))
-            payloads.extend(per_turn)
-        return (meta, images, *payloads)
+        meta, images, samples = roll_out(self.editor, self.adapter, self.cfg, request, self.version)
+        return (meta, images, *(sample for per_turn in samples for sample in per_turn))
+
+
+def roll_out(editor, adapter: str, cfg: Config, request: RolloutRequest, version: int) -> tuple[list, list, list]:
+    """A worker's rollout of ``request`` with ``editor`` (sampling with LoRA adapter ``adapter``,
+    whose weights are ``version``), in any process: per trajectory (rows chain * G + slot) its
+    TrajectoryMeta, its TrajectoryImages and its list of TurnSamples (empty for an evaluation:
+    their conditions are large and nothing trains on them)."""
+    from edit_rl.editors.images import pil_to_tensor, uint8_images
+    from edit_rl.editors.lora import active_adapter
+    from edit_rl.editors.rollout import rollout_chains
+    from edit_rl.training.turn_sample import split_rollout
+
+    inputs = pil_to_tensor([Image.fromarray(c.image) for c in request.chains], cfg.editor.resolution)
+    generator = torch.Generator().manual_seed(request.seed)
+    with active_adapter(editor.transformer, adapter):
+        result = rollout_chains(editor, inputs, [list(c.instructions) for c in request.chains],
+                                request.group_size, cfg.sampler, generator, evaluation=request.evaluation)
+    if request.evaluation:
+        samples = [[] for _ in range(len(request.chains) * request.group_size)]
+    else:
+        samples = split_rollout(result)  # [trajectory][turn], rows c * G + g
+    turn_images = [uint8_images(turn.images) for turn in result.turns]
+    input_images = uint8_images(result.input_images)
+    meta, images = [], []
+    for row in range(len(samples)):
+        chain = request.chains[row // request.group_size]
+        slot = row % request.group_size
+        meta.append(TrajectoryMeta(rollout_id(request.step, chain.chain_id, slot), chain.chain_id, slot,
+                                   request.step, version))
+        images.append(TrajectoryImages(input_images[row], tuple(t[row] for t in turn_images)))
+    return meta, images, samples
 
 
 def start_rollout_workers(cfg: Config, slots: RoleSlots) -> list:

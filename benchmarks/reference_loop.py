@@ -1,17 +1,17 @@
-"""The in-process reference: the synchronous training step of jobs/trainer.py done in ONE Python
+"""The in-process reference: the synchronous training step of actors/trainer.py done in ONE Python
 process with no Ray, calling the same library functions the actors call, on the same models,
 batch, seeds, samplers and scorers:
 
     ChainSampler.next -> per request of rollout.chains_per_request chains, seeded by
-    actors.dispatch.rollout_seed: pil_to_tensor, rollout_chains (sampling adapter active),
-    split_rollout, uint8 images (RolloutWorker.rollout's work) -> GroupAssembler ->
+    actors.dispatch.rollout_seed: actors.rollout_worker.roll_out (RolloutWorker.rollout's work,
+    without Ray) -> GroupAssembler ->
     judge.score and EdivalCC.score_chains in batches of the services' max_batch_size ->
     build_training_batch -> shard_samples -> build_micro_batch -> Learner.train_step ->
     the sampling adapter's LoRA state loaded into the rollout editor (weight sync).
 
 ``rollout_batch`` (rollout to training batch) and ``train`` (learner step and weight sync) are the
 same step in two halves, for diagnostics that choose the chains and the sampling seeds
-(benchmarks/learning_signal.py).
+(experiments/shapes/learning_signal.py).
 
 Torch runs on ``threads`` threads (Ray gives each actor and replica OMP_NUM_THREADS=1). The loop
 runs in a child process (``ReferenceProcess``) so the benchmark can interleave its steps with the
@@ -54,7 +54,7 @@ def child_env(threads: int) -> Iterator[None]:
 class ReferenceLoop:
     """The synchronous step in one process. ``world``: a benchmark world (`benchmarks.system.WORLDS`,
     loaded by `load_world_config`); or ``cfg``: an already-loaded config (e.g. the shapes preset with
-    overrides, as `benchmarks.learning_signal` uses it)."""
+    overrides, as `experiments.shapes.learning_signal` uses it)."""
 
     def __init__(self, world: str | None = None, cfg: Config | None = None) -> None:
         import torch
@@ -98,40 +98,27 @@ class ReferenceLoop:
     def _rollout(self, step: int, chains: list, seed_step: int | None = None) -> list[tuple]:
         """(Rollout record, TrajectoryImages, instructions, turn specs) per trajectory. The records
         belong to ``step``; the sampling seeds are those of step ``seed_step`` (default: ``step``)."""
-        import torch
-        from PIL import Image
-
         from actors.dispatch import rollout_seed
-        from actors.rollout_worker import TrajectoryImages, rollout_id
+        from actors.rollout_worker import ChainInput, RolloutRequest, roll_out
         from edit_rl.buffer import Rollout
         from edit_rl.data import turn_specs
-        from edit_rl.editors.images import pil_to_tensor, uint8_images
-        from edit_rl.editors.lora import active_adapter
-        from edit_rl.editors.rollout import rollout_chains
-        from edit_rl.training.turn_sample import split_rollout
 
         cfg, out = self.cfg, []
         per_call = cfg.rollout.chains_per_request
         for start in range(0, len(chains), per_call):
             batch = chains[start:start + per_call]
-            images = [np.asarray(c.load_image(cfg.data.image_dir).convert("RGB")) for c in batch]  # the driver's
-            inputs = pil_to_tensor([Image.fromarray(im) for im in images], cfg.editor.resolution)
+            inputs = tuple(ChainInput(c.chain_id, np.asarray(c.load_image(cfg.data.image_dir).convert("RGB")),
+                                      tuple(t.instruction for t in c.turns)) for c in batch)  # the driver's
             seed = rollout_seed(cfg.trainer.seed, step if seed_step is None else seed_step, batch[0].chain_id)
-            generator = torch.Generator().manual_seed(seed)
-            instructions = [tuple(t.instruction for t in c.turns) for c in batch]
-            with active_adapter(self.editor.transformer, self.adapter):
-                result = rollout_chains(self.editor, inputs, [list(i) for i in instructions], cfg.rollout.group_size,
-                                        cfg.sampler, generator)
-            samples = split_rollout(result)
-            turn_images = [uint8_images(turn.images) for turn in result.turns]
-            input_images = uint8_images(result.input_images)
-            for row, per_turn in enumerate(samples):
-                c = row // cfg.rollout.group_size
-                slot = row % cfg.rollout.group_size
-                record = Rollout(rollout_id(step, batch[c].chain_id, slot), batch[c].chain_id, slot, step,
-                                 self.version, tuple(per_turn))
-                traj = TrajectoryImages(input_images[row], tuple(t[row] for t in turn_images))
-                out.append((record, traj, instructions[c], turn_specs(batch[c].turns, cfg.consistency.pairing)))
+            request = RolloutRequest(step, inputs, cfg.rollout.group_size, seed, self.version, [])
+            metas, images, samples = roll_out(self.editor, self.adapter, cfg, request, self.version)
+            by_id = {c.chain_id: c for c in batch}
+            for meta, traj, per_turn in zip(metas, images, samples):
+                c = by_id[meta.chain_id]
+                record = Rollout(meta.rollout_id, meta.chain_id, meta.slot, meta.step, meta.policy_version,
+                                 tuple(per_turn))
+                out.append((record, traj, tuple(t.instruction for t in c.turns),
+                            turn_specs(c.turns, cfg.consistency.pairing)))
         return out
 
     def _score(self, trajectories: list[tuple]) -> None:

@@ -1,4 +1,4 @@
-"""The Ray training system as the benchmarks drive it: one Trainer (jobs/trainer.py) stepped a few
+"""The Ray training system as the benchmarks drive it: one Trainer (actors/trainer.py) stepped a few
 steps at a time, with each step's logged stage timings and the memory seen after it.
 
 Worlds: "cpu" is the CPU default (jobs/configs/cpu_tiny.yaml: tiny VLM judge on vLLM, tiny
@@ -61,7 +61,7 @@ class RaySystem:
 
     def __init__(self, world: str) -> None:
         from edit_rl.observability import create_run_dir
-        from jobs.trainer import Trainer
+        from actors.trainer import Trainer
 
         start_ray()
         self.world = world

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
     from edit_rl.config import Config
-    from jobs.evaluator import Evaluator
+    from actors.evaluator import Evaluator
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "eval_synthetic.yaml"
 
@@ -108,7 +108,7 @@ def resolved_config(config: str, overrides: list[str], lora: Optional[str]) -> t
 
     from edit_rl.config import ConfigError, load_config
     from edit_rl.editors.lora import read_lora_weights
-    from jobs.evaluator import evaluation_config
+    from actors.evaluator import evaluation_config
 
     try:
         cfg = evaluation_config(load_config(config, overrides))
@@ -122,8 +122,8 @@ def resolved_config(config: str, overrides: list[str], lora: Optional[str]) -> t
 
 
 def main(argv: list[str] | None = None, evaluator: Optional[Evaluator] = None) -> Path:
-    """``evaluator``: an open `jobs.evaluator.Evaluator` that fits this evaluation's config
-    (``jobs.shapes_proof`` evaluates the base and its LoRA with one); it stays open. Without it,
+    """``evaluator``: an open `actors.evaluator.Evaluator` that fits this evaluation's config
+    (``experiments.shapes.proof`` evaluates the base and its LoRA with one); it stays open. Without it,
     this run starts its own workers and services and closes them."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None, evaluator: Optional[Evaluator] = None) -
     start = time.perf_counter()
     own = evaluator is None
     if own:
-        from jobs.evaluator import Evaluator
+        from actors.evaluator import Evaluator
 
         evaluator = Evaluator(cfg, lora_state)
     try:

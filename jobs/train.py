@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> Path:
     except ConfigError as err:
         raise SystemExit(f"config error: {err}") from None
     from actors.ray_session import connect
-    from jobs.trainer import Trainer
+    from actors.trainer import Trainer
 
     resume_dir = None if args.resume in (None, "latest") else args.resume
     run = create_run_dir(cfg, output_dir=args.output_dir, run_dir=resume_dir, resume=args.resume is not None)

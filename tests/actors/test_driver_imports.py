@@ -1,4 +1,4 @@
-"""The driver imports the Ray system (jobs.trainer, which imports every actor module for its class
+"""The driver imports the Ray system (actors.trainer, which imports every actor module for its class
 and request types) without the model stack: diffusers, transformers and peft load only in the
 actors that hold models (benchmarks/RESULTS.md: that import was 609 MiB of the driver's ~700)."""
 import subprocess
@@ -10,7 +10,7 @@ MODEL_STACK = ("diffusers", "transformers", "peft", "vllm", "deepspeed")
 
 
 def test_driver_import_leaves_the_model_stack_to_the_actors():
-    code = ("import sys, jobs.trainer, jobs.evaluator; "
+    code = ("import sys, actors.trainer, actors.evaluator; "
             f"print(sorted(m for m in {MODEL_STACK!r} if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

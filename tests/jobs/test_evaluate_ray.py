@@ -15,7 +15,7 @@ from edit_rl.editors.load import load_editor
 from edit_rl.editors.lora_targets import lora_config_for
 from edit_rl.evaluation import read_scores
 from jobs import evaluate
-from jobs.evaluator import Evaluator
+from actors.evaluator import Evaluator
 
 SMALL = ["evaluation.synthetic_chains=3", "evaluation.num_grids=1", "evaluation.chains_per_request=4"]
 
@@ -82,7 +82,7 @@ def test_base_then_lora_with_comparison(tmp_path):
     assert pq.read_table(tuned / "scores.parquet").num_rows == 18
     assert json.loads(pq.read_schema(tuned / "scores.parquet").metadata[b"edit_rl.evaluation"])["seed"] == 1234
 
-    # One evaluator for both (jobs.shapes_proof): workers built with the LoRA's rank-2 adapters sample
+    # One evaluator for both (experiments.shapes.proof): workers built with the LoRA's rank-2 adapters sample
     # the base model until the LoRA is loaded; the scores equal those of the two separate runs.
     cfg, _ = evaluate.resolved_config(str(evaluate.DEFAULT_CONFIG), SMALL, str(lora_dir))
     shared = Evaluator(cfg)

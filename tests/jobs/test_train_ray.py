@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from edit_rl.config import load_config
 from edit_rl.observability import create_run_dir, read_metrics
 from jobs import train
-from jobs.trainer import Trainer
+from actors.trainer import Trainer
 
 CPU_TINY = "jobs/configs/cpu_tiny.yaml"
 # Deterministic scorers (the shapes world's checker and colour-segmentation CC) for the runs whose

@@ -4,7 +4,7 @@ Sizes from ../shared/notes/synthetic-world.md: a ``FluxTransformer2DModel`` on 4
 patches (48 channels), hidden 128 = 4 heads of 32, rope axes (8, 12, 12), 3 double + 3 single
 blocks, guidance embedding; a word-level text encoder of width 128 over the world's vocabulary
 (16 words at most). FLUX.1-Kontext-dev's scheduler config. About 2.65M parameters.
-``jobs/pretrain_shapes_editor.py`` trains it into the shipped "shapes/base".
+``experiments/shapes/pretrain_editor.py`` trains it into the shipped "shapes/base".
 """
 
 from __future__ import annotations

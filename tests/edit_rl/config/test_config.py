@@ -6,7 +6,9 @@ import yaml
 
 from edit_rl.config import Config, ConfigError, load_config, parse_override, save_config
 
-PRESETS = sorted((Path(__file__).parents[3] / "jobs" / "configs").glob("*.yaml"))
+ROOT = Path(__file__).parents[3]
+PRESET_DIRS = ("jobs/configs", "experiments/shapes/configs", "examples/configs")
+PRESETS = sorted(p for d in PRESET_DIRS for p in (ROOT / d).glob("*.yaml"))
 
 
 def test_defaults_are_the_papers():
@@ -131,4 +133,6 @@ def test_every_shipped_preset_loads_and_round_trips(preset, tmp_path):
 
 
 def test_presets_exist():
-    assert PRESETS, "jobs/configs/*.yaml must ship at least the CPU default preset"
+    shipped = {p.relative_to(ROOT).as_posix() for p in PRESETS}
+    assert {"jobs/configs/cpu_tiny.yaml", "experiments/shapes/configs/shapes_nft.yaml",
+            "examples/configs/core_demo.yaml"} <= shipped

@@ -1,6 +1,6 @@
 """Failure modes of a multi-turn editor, read from evaluation folders (no model runs).
 
-    python -m benchmarks.failure_modes EVAL_DIR [EVAL_DIR ...]
+    python -m experiments.shapes.failure_modes EVAL_DIR [EVAL_DIR ...]
 
 Why: RL on the shapes world moves turn-3 Overall by a few points, and turn-3 EdiVal-IF counts only
 the chains whose three edits all succeed. This prints, from each folder's ``scores.parquet``

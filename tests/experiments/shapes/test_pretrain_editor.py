@@ -11,7 +11,7 @@ from edit_rl.editors.load import load_editor
 from edit_rl.models.registry import resolve_model
 from edit_rl.synthetic.editor_eval import evaluate_editor
 from edit_rl.synthetic.splits import make_split
-from jobs import pretrain_shapes_editor as job
+from experiments.shapes import pretrain_editor as job
 
 SHIPPED = "shapes/base"
 
@@ -96,7 +96,7 @@ def test_the_reproduce_command_names_the_init_folder_and_the_edit_weight():
     report = {"args": {"out": "o", "minutes": None, "seed": 0, "threads": 1, "train_chains": 10, "hidden": 128,
                        "batch_size": 32, "lr": 0.001, "warmup": 50, "edit_weight": 3.0, "init": "prev"},
               "train": {"steps": 7, "stopped_by": "steps"}}
-    assert job.reproduce_command(report) == ("python -m jobs.pretrain_shapes_editor --out o --init prev --steps 7 "
+    assert job.reproduce_command(report) == ("python -m experiments.shapes.pretrain_editor --out o --init prev --steps 7 "
                                              "--seed 0 --threads 1 --train-chains 10 --hidden 128 --batch-size 32 "
                                              "--lr 0.001 --warmup 50 --edit-weight 3.0")
 

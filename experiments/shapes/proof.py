@@ -1,8 +1,8 @@
 """The README's main job: MT-EditFlow RL improves a multi-turn editor, shown on a CPU in minutes.
 
-    python -m jobs.shapes_proof [--config jobs/configs/shapes_nft.yaml] [--output-dir runs] [key=value ...]
+    python -m experiments.shapes.proof [--config experiments/shapes/configs/shapes_nft.yaml] [--output-dir runs] [key=value ...]
 
-1. Trains the shipped base editor "shapes/base" (``jobs/pretrain_shapes_editor.py``) with
+1. Trains the shipped base editor "shapes/base" (``experiments/shapes/pretrain_editor.py``) with
    MT-EditFlow NFT for the preset's 50 steps, or fewer if ``TRAINING_BUDGET_MINUTES`` (14) run out
    first (``trainer.time_budget_minutes``; ``=null`` trains them all), through the whole Ray
    system (``jobs.train``: rollout worker, judge and consistency Serve services, FSDP2 learner)
@@ -129,7 +129,7 @@ def proof_markdown(run_dir: Path, base_dir: Path, tuned_dir: Path, train_s: floa
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m jobs.shapes_proof", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m experiments.shapes.proof", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG), help="YAML preset (default: shapes_nft.yaml)")
     parser.add_argument("--output-dir", default=None, help="parent of the run folder (default: output_dir)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: $RAY_ADDRESS or local)")
@@ -153,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     # One set of evaluation workers and services for both: built for the LoRA's adapters, which
     # sample the base model until the LoRA is loaded (saves one start of both, half a minute here).
     from actors.ray_session import connect
-    from jobs.evaluator import Evaluator
+    from actors.evaluator import Evaluator
 
     cfg, _ = evaluate.resolved_config(args.config, overrides, str(lora))
     connect(args.address or cfg.cluster.address)

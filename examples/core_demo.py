@@ -1,6 +1,6 @@
 """A short demonstration of the MT-EditFlow algorithm core, in one process (no Ray, no big models).
 
-    python -m jobs.core_demo [--config jobs/configs/core_demo.yaml] [--output-dir runs] [key=value ...]
+    python -m examples.core_demo [--config examples/configs/core_demo.yaml] [--output-dir runs] [key=value ...]
 
 What it shows, with numbers:
 1. Samplers: our Euler and DPM-Solver++ 2M against diffusers' schedulers on FLUX Kontext's grid.

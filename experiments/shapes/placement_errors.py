@@ -1,6 +1,6 @@
 """How an editor's additions and moves fail: which part of the edit goes wrong.
 
-    python -m benchmarks.placement_errors [--model checkpoints/shapes-base] [--kinds subject_add,position_change]
+    python -m experiments.shapes.placement_errors [--model checkpoints/shapes-base] [--kinds subject_add,position_change]
         [--chains 400] [--turns 256] [--steps 8] [--seed 0] [--json OUT]
 
 Why: the shipped base almost never adds or moves an object (3% and 0% single-turn success), and
@@ -44,7 +44,7 @@ from edit_rl.synthetic.rubric import JUNK_TOLERANCE_PIXELS, score_turn
 from edit_rl.synthetic.splits import make_split
 from edit_rl.synthetic.turn_pairs import turn_pairs
 from edit_rl.synthetic.world import RELATIONS
-from jobs.pretrain_shapes_editor import editor_config
+from experiments.shapes.pretrain_editor import editor_config
 
 KINDS = ("subject_add", "position_change")
 

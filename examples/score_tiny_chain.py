@@ -1,6 +1,6 @@
 """One tiny chain through every model-side piece, printed (issue: editors and scorers).
 
-    python -m jobs.score_tiny_chain [--seed 0]
+    python -m examples.score_tiny_chain [--seed 0]
 
 Rolls out one 3-turn chain with the tiny FLUX.1-Kontext editor, scores every turn with the
 multi-turn judge (tiny Qwen3-VL) on both backends (vLLM and transformers, float32), and scores

@@ -1,9 +1,9 @@
 """Learning signal: do the learner's updates follow the reward, and does what one batch of chains
 teaches carry over to other chains?
 
-    python -m benchmarks.learning_signal [--config PATH] [--iters N] [--json OUT] [key=value ...]
+    python -m experiments.shapes.learning_signal [--config PATH] [--iters N] [--json OUT] [key=value ...]
 
-Why: RL on the shapes world (jobs/configs/shapes_nft.yaml) moved held-out turn-3 Overall by only a
+Why: RL on the shapes world (experiments/shapes/configs/shapes_nft.yaml) moved held-out turn-3 Overall by only a
 few points. Two measurements, in one process with no Ray (`benchmarks.reference_loop.ReferenceLoop`:
 the library functions the actors call), on one batch of rollout.groups_per_step chains:
 
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from benchmarks.reference_loop import ReferenceLoop
     from edit_rl.buffer import TrainingBatch, TrainingSample
 
-DEFAULT_CONFIG = Path("jobs/configs/shapes_nft.yaml")
+DEFAULT_CONFIG = Path("experiments/shapes/configs/shapes_nft.yaml")
 NOISE_SEEDS = (1, 2, 3)  # gA1 against gA2 and gA3; gB1
 
 

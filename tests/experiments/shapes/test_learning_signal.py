@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks.learning_signal import DEFAULT_CONFIG, batch_chains, cosine, halves, lora_gradient, slope
+from experiments.shapes.learning_signal import DEFAULT_CONFIG, batch_chains, cosine, halves, lora_gradient, slope
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ["data.synthetic_train_chains=16", "rollout.groups_per_step=2", "rollout.group_size=2",
         "rollout.chains_per_request=2", "sampler.num_steps=2", "filter.enabled=false", "learner.micro_batch_size=4",
         "learner.optimizer_steps_per_step=1", "cluster.cpu_threads=1"]
@@ -25,7 +25,7 @@ def _finite(*values: float) -> bool:
 
 def test_cli_prints_cosines_iteration_records_and_verdict(tmp_path):
     out = tmp_path / "signal.json"
-    run = subprocess.run([sys.executable, "-m", "benchmarks.learning_signal", "--iters", "2", "--json", str(out), *TINY],
+    run = subprocess.run([sys.executable, "-m", "experiments.shapes.learning_signal", "--iters", "2", "--json", str(out), *TINY],
                          cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]

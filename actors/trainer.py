@@ -33,9 +33,8 @@ import torch
 from actors.dispatch import PendingStep, RolloutDispatcher
 from actors.learner import LearnerGroup, LearnerRankError
 from actors.metrics import RayMetrics
-from actors.placement import RolePlacement
-from actors.rollout_worker import ChainInput, start_rollout_workers
-from actors.scoring_services import deploy_services, stop_services, wait_for_services
+from actors.roles import start_roles
+from actors.rollout_worker import ChainInput
 from edit_rl.buffer import GroupAssembler, build_training_batch, shard_samples
 from edit_rl.config import Config
 from edit_rl.data import ChainSampler, load_training_chains, turn_specs
@@ -67,24 +66,22 @@ class Trainer:
         self.ban = PromptBanList()
         self.assembler = GroupAssembler(cfg.rollout.group_size, cfg.rollout.num_turns)
         self.sampling_adapter = "old" if cfg.objective.name == "nft" else "default"
-        # Placement groups first (cluster.*: separate or co-located rollout / learner groups); the
-        # learner group is rebuilt in the same bundles after a rank failure.
-        self.placement = RolePlacement(cfg)
-        try:
-            self.workers = start_rollout_workers(cfg, self.placement.rollout)
-            judge, consistency = deploy_services(cfg)
-            self.dispatcher = RolloutDispatcher(cfg, self.workers, judge, consistency)
-            self.learners = LearnerGroup(cfg, self.placement.learner)  # while the service replicas start
-            wait_for_services(cfg)
-        except BaseException:
-            self.placement.remove()  # also stops the workers (and ranks) already in it
-            stop_services()
-            raise
+        # The learner group is rebuilt in the same placement bundles after a rank failure.
+        self.roles = start_roles(cfg, learner=True)
+        self.dispatcher = RolloutDispatcher(cfg, self.roles.workers, self.roles.judge, self.roles.consistency)
         self.step = 0
         self.version = 0
         self.weights_ref = None
         self.pending: PendingStep | None = None
         self.inflight_weights = None  # (version, ref) the pending async step samples with
+
+    @property
+    def workers(self) -> list:
+        return self.roles.workers
+
+    @property
+    def learners(self) -> LearnerGroup:
+        return self.roles.learners
 
     # ------------------------------------------------------------------ data
     def _chain_inputs(self, chain_ids: list[str]) -> list[tuple[ChainInput, tuple]]:
@@ -129,8 +126,7 @@ class Trainer:
                     raise
                 log.error("step %d failed: %s; rebuilding the learner group and resuming from the last "
                           "checkpoint (recovery %d of %d)", self.step, err, recoveries, self.cfg.cluster.max_restarts)
-                self.learners.shutdown()
-                self.learners = LearnerGroup(self.cfg, self.placement.learner)
+                self.roles.restart_learners()
                 self.assembler = GroupAssembler(self.cfg.rollout.group_size, self.cfg.rollout.num_turns)
                 self.pending = None
                 resume_step = self._load_checkpoint(self._checkpoints()[-1])
@@ -197,11 +193,7 @@ class Trainer:
 
     def close(self) -> None:
         """Release the run's actors, services and placement groups (the Ray cluster itself stays)."""
-        self.learners.shutdown()
-        for worker in self.workers:
-            ray.kill(worker, no_restart=True)
-        stop_services()
-        self.placement.remove()
+        self.roles.close()
 
     # ------------------------------------------------------------------ samples
     def _save_samples(self, logger: RunLogger, step: int, outcome) -> None:

@@ -3,7 +3,7 @@ import json
 
 import yaml
 
-from jobs import core_demo
+from examples import core_demo
 
 
 def test_core_demo_improves_multi_turn_success_and_writes_the_run(tmp_path, capsys):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.best_of_k import best_of_k_path, load_editor_with_lora, main, pick_first_success
+from experiments.shapes.best_of_k import best_of_k_path, load_editor_with_lora, main, pick_first_success
 from edit_rl.config import load_config
 from edit_rl.synthetic.editor_eval import evaluate_editor
 from edit_rl.synthetic.splits import heldout_split
 from edit_rl.synthetic.turn_pairs import turn_pairs
 from edit_rl.synthetic.world import Geometry
 
-CONFIG = "jobs/configs/shapes_nft.yaml"
+CONFIG = "experiments/shapes/configs/shapes_nft.yaml"
 
 
 def test_pick_first_success_takes_the_first_successful_draw_else_the_first():

@@ -1,11 +1,11 @@
-"""The README's main job (jobs.shapes_proof): its verdict logic on hand-made numbers, and one tiny
+"""The README's main job (experiments.shapes.proof): its verdict logic on hand-made numbers, and one tiny
 end-to-end run on a local Ray cluster (1 training step on the shipped base editor, 3 held-out chains)
 that leaves the whole folder."""
 import pytest
 import ray
 
 from edit_rl.evaluation.summary import ModeSummary, TurnMetrics
-from jobs import shapes_proof
+from experiments.shapes import proof as shapes_proof
 
 
 def mode(overall: list[float], marginal: list[float]) -> ModeSummary:

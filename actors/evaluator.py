@@ -28,9 +28,8 @@ import ray
 
 from actors.dispatch import rollout_seed
 from actors.eval_dispatch import EvalDispatcher, EvalRequest, ScoredTrajectory
-from actors.placement import RolePlacement
-from actors.rollout_worker import ChainInput, RolloutRequest, start_rollout_workers
-from actors.scoring_services import start_services, stop_services
+from actors.roles import start_roles
+from actors.rollout_worker import ChainInput, RolloutRequest
 from edit_rl.config import Config
 from edit_rl.data import EditChain, RowError, turn_specs
 from edit_rl.evaluation import EvalData, TurnRecord, load_eval_chains, turn_succeeded
@@ -71,14 +70,8 @@ class Evaluator:
         self.cfg = cfg
         self.data: EvalData = load_eval_chains(cfg.evaluation, cfg.data)
         # The rollout workers' own placement group (cluster.rollout_strategy; no learner here).
-        self.placement = RolePlacement(cfg, learner=False)
-        try:
-            self.workers = start_rollout_workers(cfg, self.placement.rollout)
-            judge, consistency = start_services(cfg, app_prefix=APP_PREFIX)
-        except BaseException:
-            self.placement.remove()
-            raise
-        self.dispatcher = EvalDispatcher(self.workers, judge, consistency)
+        self.roles = start_roles(cfg, learner=False, app_prefix=APP_PREFIX)
+        self.dispatcher = EvalDispatcher(self.roles.workers, self.roles.judge, self.roles.consistency)
         self.weights: tuple[int, list] = (BASE_WEIGHTS_VERSION, [])
         self.use_lora(lora_state)
 
@@ -209,7 +202,4 @@ class Evaluator:
 
     def close(self) -> None:
         """Release the evaluation's workers, services and placement group (the Ray cluster itself stays)."""
-        for worker in self.workers:
-            ray.kill(worker, no_restart=True)
-        stop_services(APP_PREFIX)
-        self.placement.remove()
+        self.roles.close()

@@ -1,6 +1,6 @@
 """Sharpening headroom: how far could RL get by always picking what the editor already samples?
 
-    python -m benchmarks.best_of_k [--config jobs/configs/shapes_nft.yaml] [--lora RUN/checkpoints/step_N/lora]
+    python -m experiments.shapes.best_of_k [--config experiments/shapes/configs/shapes_nft.yaml] [--lora RUN/checkpoints/step_N/lora]
         [--chains 600] [--k 1,4,16] [--seed 1234] [--json OUT] [key=value ...]
 
 Why: NFT and GRPO learn from groups of k rollouts of one chain, raising what scored above the group
@@ -47,7 +47,7 @@ from edit_rl.config import Config
 from edit_rl.data.chain import EditChain
 from edit_rl.editors.base import Editor
 
-DEFAULT_CONFIG = Path("jobs/configs/shapes_nft.yaml")
+DEFAULT_CONFIG = Path("experiments/shapes/configs/shapes_nft.yaml")
 SUCCESS_SCORE = 5.0
 
 

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_score_tiny_chain_prints_shapes_both_judge_backends_and_cc_terms():
-    out = subprocess.run([sys.executable, "-m", "jobs.score_tiny_chain"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "examples.score_tiny_chain"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout

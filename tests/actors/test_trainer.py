@@ -1,6 +1,6 @@
-"""The driver's time budget rule (jobs.trainer.out_of_time) on hand-worked numbers; the budget in a
+"""The driver's time budget rule (actors.trainer.out_of_time) on hand-worked numbers; the budget in a
 real run is tested in test_train_ray.py."""
-from jobs.trainer import out_of_time
+from actors.trainer import out_of_time
 
 
 def test_stops_when_one_more_mean_step_would_overrun_the_budget():

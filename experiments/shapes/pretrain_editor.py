@@ -1,6 +1,6 @@
 """Pre-train the shapes-world base editor ("shapes/base") by supervised flow matching on single turns.
 
-    python -m jobs.pretrain_shapes_editor --out checkpoints/shapes-base --minutes 25
+    python -m experiments.shapes.pretrain_editor --out checkpoints/shapes-base --minutes 25
 
 The model is `edit_rl.editors.shapes_kontext` (FLUX.1-Kontext's adapter in pixel space; untrained
 build `edit_rl.models.tiny.shapes_kontext`), trained as ../shared/notes/synthetic-world.md measured:
@@ -19,7 +19,7 @@ and the same again on ``--train-chains 30000``: 32% single-turn success, 30 / 12
 ``--edit-weight 8`` that third run reached 24%. The notes' world (four edit kinds, no sizes) reached
 70 / 57 / 42 % in 25 minutes on two threads; in this one position change and addition stay
 unlearned (0 and 3%): it attempts them, but spreads the new object over two or three cells
-(``python -m benchmarks.placement_errors``). ``--kind-weights KIND=W,...`` draws the turns of
+(``python -m experiments.shapes.placement_errors``). ``--kind-weights KIND=W,...`` draws the turns of
 the named kinds W times as often (0 leaves a kind out) and ``--t-mean M`` centres the logit-normal
 noise level at M; the shipped runs use neither, and what they did when continuing from the shipped
 base is in the README's "Where the base fails" bullets. Text encoder and transformer are trained
@@ -205,7 +205,7 @@ def reproduce_command(report: dict) -> str:
     if a.get("image_size", DEFAULT_IMAGE_SIZE) != DEFAULT_IMAGE_SIZE:
         flags += f" --image-size {a['image_size']}"
     init = f" --init {a['init']}" if a.get("init") else ""
-    return f"python -m jobs.pretrain_shapes_editor --out {a['out']}{init} {budget} {flags}"
+    return f"python -m experiments.shapes.pretrain_editor --out {a['out']}{init} {budget} {flags}"
 
 
 def report_markdown(report: dict) -> str:

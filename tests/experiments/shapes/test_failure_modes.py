@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from benchmarks.failure_modes import independence_estimate, kind_turn_table, main
+from experiments.shapes.failure_modes import independence_estimate, kind_turn_table, main
 from edit_rl.evaluation.scores import EvalMeta, TurnRecord, write_scores
 
 # chain id -> (kind, judge score) per turn; success = score >= 5

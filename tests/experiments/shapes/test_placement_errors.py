@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.placement_errors import Attempt, attempt_anatomy, main, summarize
+from experiments.shapes.placement_errors import Attempt, attempt_anatomy, main, summarize
 from edit_rl.synthetic.edits import Add, Move, destination
 from edit_rl.synthetic.generate import generate_chain
 from edit_rl.synthetic.grammar import instruction_text

@@ -1,4 +1,4 @@
-"""The ablation sweep (jobs.ablation_sweep): its numbers (mean / std over seeds, reward curves,
+"""The ablation sweep (experiments.shapes.ablations): its numbers (mean / std over seeds, reward curves,
 the readings, the markdown) on hand-made values, its variant table against the config schema, and
 one tiny sweep on a local Ray cluster (2 variants x 1 seed, 1 training step, 3 held-out chains)
 that is then run again and skips everything."""
@@ -10,16 +10,17 @@ import pytest
 import ray
 
 from edit_rl.config import load_config
-from jobs import ablation_sweep as sweep
-from jobs.ablation_sweep import RunResult, Stat
+from experiments.shapes import ablation_report as report
+from experiments.shapes import ablations as sweep
+from experiments.shapes.ablation_report import RunResult, Stat
 
 
 def test_mean_std_is_the_sample_std_and_zero_for_one_seed():
-    s = sweep.mean_std([1.0, 2.0, 3.0])
+    s = report.mean_std([1.0, 2.0, 3.0])
     assert (s.mean, s.std, s.n) == (2.0, 1.0, 3)
-    assert sweep.mean_std([5.0]) == Stat(5.0, 0.0, 1)
-    assert sweep.mean_std([None, 4.0, float("nan")]) == Stat(4.0, 0.0, 1)  # missing values are not counted
-    assert sweep.mean_std([]) is None and sweep.mean_std([None]) is None
+    assert report.mean_std([5.0]) == Stat(5.0, 0.0, 1)
+    assert report.mean_std([None, 4.0, float("nan")]) == Stat(4.0, 0.0, 1)  # missing values are not counted
+    assert report.mean_std([]) is None and report.mean_std([None]) is None
     assert Stat(12.345, 1.25, 3).fmt() == "12.3 ± 1.2" and Stat(2.5, 0.125, 2).fmt(2) == "2.50 ± 0.12"
 
 
@@ -27,12 +28,12 @@ def test_reward_curves_average_the_turns_of_each_step_in_step_order():
     rows = [{"step": 1, "reward": {"if_turn": [3.0, 2.0, 1.0], "cc_turn": [0.9, 0.8, 0.7]}},
             {"step": 0, "reward": {"if_turn": [5.0, 4.0, 3.0], "cc_turn": [1.0, 1.0, 0.7]}},
             {"step": 2, "reward": {"if_turn": [], "cc_turn": []}}]  # no group that step
-    if_curve, cc_curve = sweep.reward_curves(rows)
+    if_curve, cc_curve = report.reward_curves(rows)
     assert if_curve == [4.0, 2.0, None]
     assert cc_curve[:2] == pytest.approx([0.9, 0.8]) and cc_curve[2] is None
-    assert sweep.final_value([1.0, None, 2.0, 3.0, 4.0, 5.0, 6.0], window=5) == 4.0  # mean of 2..6
-    assert sweep.final_value([None, 3.0], window=5) == 3.0 and sweep.final_value([None]) is None
-    assert sweep.mean_curve([[1.0, 2.0, 3.0], [3.0, None]]) == [2.0, 2.0, 3.0]
+    assert report.final_value([1.0, None, 2.0, 3.0, 4.0, 5.0, 6.0], window=5) == 4.0  # mean of 2..6
+    assert report.final_value([None, 3.0], window=5) == 3.0 and report.final_value([None]) is None
+    assert report.mean_curve([[1.0, 2.0, 3.0], [3.0, None]]) == [2.0, 2.0, 3.0]
 
 
 def run(variant, seed, overall, drop=10.0, train_if=3.0, train_cc=0.9, cc_weight=0.15, marginal=None):
@@ -42,71 +43,71 @@ def run(variant, seed, overall, drop=10.0, train_if=3.0, train_cc=0.9, cc_weight
 
 
 def test_aggregate_over_seeds():
-    s = sweep.aggregate([run("binary-and", 2, [30.0, 20.0, 10.0], drop=8.0, train_cc=0.8),
+    s = report.aggregate([run("binary-and", 2, [30.0, 20.0, 10.0], drop=8.0, train_cc=0.8),
                          run("binary-and", 0, [34.0, 22.0, 14.0], drop=12.0, train_cc=0.9)])
     assert s.seeds == (0, 2) and s.overall[0] == Stat(32.0, math.sqrt(8.0), 2)
     assert s.overall[2].mean == 12.0 and s.drop.mean == 10.0 and s.last_if.mean == 12.0
     assert s.train_cc.mean == pytest.approx(85.0)  # percent
     assert s.cc_weight == 0.15
-    one = sweep.aggregate([run("grpo", 1, [30.0, None, 10.0])])
+    one = report.aggregate([run("grpo", 1, [30.0, None, 10.0])])
     assert one.overall[1] is None and one.overall[2] == Stat(10.0, 0.0, 1) and one.seeds == (1,)
 
 
 def test_group_reading_compares_with_the_reference_with_the_standard_error():
-    stats = {"mt-editflow": sweep.aggregate([run("mt-editflow", s, [40.0, 30.0, o], drop=d)
+    stats = {"mt-editflow": report.aggregate([run("mt-editflow", s, [40.0, 30.0, o], drop=d)
                                              for s, o, d in ((0, 20.0, 10.0), (1, 22.0, 12.0), (2, 24.0, 14.0))]),
-             "binary-and": sweep.aggregate([run("binary-and", s, [40.0, 30.0, o], drop=d)
+             "binary-and": report.aggregate([run("binary-and", s, [40.0, 30.0, o], drop=d)
                                             for s, o, d in ((0, 10.0, 11.0), (1, 12.0, 14.0), (2, 14.0, 14.0))]),
-             "binary-avg": sweep.aggregate([run("binary-avg", 0, [40.0, 30.0, 23.0])])}
-    group = next(g for g in sweep.GROUPS if g.name == "if-strategy")
-    text = sweep.group_reading(group, stats)
+             "binary-avg": report.aggregate([run("binary-avg", 0, [40.0, 30.0, 23.0])])}
+    group = next(g for g in report.GROUPS if g.name == "if-strategy")
+    text = report.group_reading(group, stats)
     # T3: 12 - 22 = -10, se sqrt(4/3 + 4/3) = 1.63; drop 13 - 12 = +1, se sqrt(3/3 + 4/3) = 1.53.
     assert "binary-and below mt-editflow by 10.0 ± 1.6 points of T3 EdiVal-O (beyond 2 standard errors)" in text
     assert "its drop larger than the reference's by 1.0 ± 1.5 points" in text and "not distinguishable" in text
     # One seed of binary-avg: its spread is unknown (se counts only the reference's).
     assert "binary-avg above mt-editflow by 1.0 ± 1.2 points of T3 EdiVal-O (one seed: no error estimate)" in text
-    assert sweep.group_reading(group, {}) == "no finished runs yet."
-    assert "no mt-editflow runs" in sweep.group_reading(group, {"binary-and": stats["binary-and"]})
-    single = {n: sweep.aggregate([run(n, 0, [1.0, 1.0, o])]) for n, o in (("mt-editflow", 5.0), ("grpo", 5.0))}
-    assert sweep.group_reading(sweep.GROUPS[3], single).startswith(
+    assert report.group_reading(group, {}) == "no finished runs yet."
+    assert "no mt-editflow runs" in report.group_reading(group, {"binary-and": stats["binary-and"]})
+    single = {n: report.aggregate([run(n, 0, [1.0, 1.0, o])]) for n, o in (("mt-editflow", 5.0), ("grpo", 5.0))}
+    assert report.group_reading(report.GROUPS[3], single).startswith(
         "grpo equal to mt-editflow in T3 EdiVal-O (one seed: no error estimate)")
 
 
 def test_lambda_reading_reports_the_trend_the_best_lambda_and_whether_cc_was_hacked():
-    lam = next(g for g in sweep.GROUPS if g.name == "lambda")
-    stats = {n: sweep.aggregate([run(n, 0, [30.0, 20.0, o], train_if=i, train_cc=c, cc_weight=w)])
+    lam = next(g for g in report.GROUPS if g.name == "lambda")
+    stats = {n: report.aggregate([run(n, 0, [30.0, 20.0, o], train_if=i, train_cc=c, cc_weight=w)])
              for n, w, o, i, c in (("lambda-3", 3.0, 5.0, 1.5, 0.99), ("lambda-0", 0.0, 15.0, 3.0, 0.8),
                                    ("mt-editflow", 0.15, 18.0, 2.9, 0.85))}
-    text = sweep.group_reading(lam, stats)
+    text = report.group_reading(lam, stats)
     assert text.startswith("lambda 0 -> 3: training IF 3.00 -> 1.50, training CC 80.0 -> 99.0")
     assert "best T3 EdiVal-O at lambda 0.15 (18.0 ± 0.0)" in text
     assert "CC up and IF down in the training rewards (one seed: no error estimate)" in text
 
     def seeds(name, weight, ifs, ccs):
-        return sweep.aggregate([run(name, s, [30.0, 20.0, 10.0], train_if=i, train_cc=c, cc_weight=weight)
+        return report.aggregate([run(name, s, [30.0, 20.0, 10.0], train_if=i, train_cc=c, cc_weight=weight)
                                 for s, (i, c) in enumerate(zip(ifs, ccs))])
 
     low = seeds("lambda-0", 0.0, (3.0, 3.1, 2.9), (0.80, 0.81, 0.79))
     clear = {"lambda-0": low, "lambda-3": seeds("lambda-3", 3.0, (1.5, 1.6, 1.4), (0.99, 0.98, 0.97))}
-    assert "seen in the training rewards (both beyond 2 standard errors)" in sweep.group_reading(lam, clear)
+    assert "seen in the training rewards (both beyond 2 standard errors)" in report.group_reading(lam, clear)
     # IF 3.0 -> 2.9 with seed spread 0.1: se sqrt(0.01/3 + 0.01/3) = 0.08, so the fall is noise.
     noisy = {"lambda-0": low, "lambda-3": seeds("lambda-3", 3.0, (2.8, 3.0, 2.9), (0.90, 0.91, 0.89))}
     assert ("CC up 10.0 ± 0.8 and IF down 0.10 ± 0.08 in the training rewards, not both beyond 2 standard errors: "
-            "not distinguishable") in sweep.group_reading(lam, noisy)
-    stats["lambda-3"] = sweep.aggregate([run("lambda-3", 0, [30.0, 20.0, 5.0], train_if=3.5, train_cc=0.99,
+            "not distinguishable") in report.group_reading(lam, noisy)
+    stats["lambda-3"] = report.aggregate([run("lambda-3", 0, [30.0, 20.0, 5.0], train_if=3.5, train_cc=0.99,
                                              cc_weight=3.0)])
-    assert "not seen in the training rewards" in sweep.group_reading(lam, stats)
-    assert sweep.group_reading(lam, {"lambda-0": stats["lambda-0"]}) == "fewer than two lambdas finished."
+    assert "not seen in the training rewards" in report.group_reading(lam, stats)
+    assert report.group_reading(lam, {"lambda-0": stats["lambda-0"]}) == "fewer than two lambdas finished."
 
 
 def test_markdown_has_the_command_a_table_per_group_with_the_base_first():
     base = RunResult("base", None, [30.0, 15.0, 5.0], [40.0, 20.0, 6.0], [88.0, 87.0, 86.0],
                      [40.0, 30.0, 20.0], 20.0, 10)
-    stats = {"mt-editflow": sweep.aggregate([run("mt-editflow", s, [40.0, 30.0, o])
+    stats = {"mt-editflow": report.aggregate([run("mt-editflow", s, [40.0, 30.0, o])
                                              for s, o in ((0, 20.0), (1, 24.0))])}
-    md = sweep.render_markdown(stats, base, "python -m jobs.ablation_sweep --variants mt-editflow", ["preset x"])
-    assert "    python -m jobs.ablation_sweep --variants mt-editflow" in md and "- preset x" in md
-    assert md.count("| variant | seeds | EdiVal-O T1 | EdiVal-O T2 | EdiVal-O T3 |") == len(sweep.GROUPS)
+    md = report.render_markdown(stats, base, "python -m experiments.shapes.ablations --variants mt-editflow", ["preset x"])
+    assert "    python -m experiments.shapes.ablations --variants mt-editflow" in md and "- preset x" in md
+    assert md.count("| variant | seeds | EdiVal-O T1 | EdiVal-O T2 | EdiVal-O T3 |") == len(report.GROUPS)
     table = md.split("## IF reward")[1]
     assert table.index("| base | - | 30.0 | 15.0 | 5.0 | 6.0 | 86.0 | 20.0 | 20.0 | - | - |") \
         < table.index("| mt-editflow | 2 (0,1) | 40.0 ± 0.0 | 30.0 ± 0.0 | 22.0 ± 2.8 |")
@@ -117,11 +118,11 @@ def test_markdown_has_the_command_a_table_per_group_with_the_base_first():
 
 
 def test_every_variant_is_a_valid_config_that_changes_what_it_says():
-    names = [v.name for v in sweep.VARIANTS]
-    assert len(set(names)) == len(names) and all(n in names for g in sweep.GROUPS for n in g.variants)
+    names = [v.name for v in report.VARIANTS]
+    assert len(set(names)) == len(names) and all(n in names for g in report.GROUPS for n in g.variants)
     preset = str(sweep.DEFAULT_CONFIG)
-    cfgs = {v.name: load_config(preset, [*sweep.SWEEP_DEFAULTS, *v.overrides, "trainer.seed=2"])
-            for v in sweep.VARIANTS}
+    cfgs = {v.name: load_config(preset, [*report.SWEEP_DEFAULTS, *v.overrides, "trainer.seed=2"])
+            for v in report.VARIANTS}
     ref = cfgs["mt-editflow"].reward
     assert (ref.if_strategy, ref.fusion, ref.advantage_mode, ref.cc_weight) == \
         ("fine_avg", "advantage", "broadcast", 0.15)
@@ -136,7 +137,7 @@ def test_cli_selects_variants_and_seeds(tmp_path):
     args = sweep.parse_args(["--variants", "grpo,lambda-0", "--seeds", "3", "trainer.num_steps=2"])
     assert [v.name for v in args.variants] == ["grpo", "lambda-0"] and args.seeds == [3]
     assert args.overrides == ["trainer.num_steps=2"] and args.out == "results/ablations"
-    assert len(sweep.parse_args([]).variants) == len(sweep.VARIANTS)
+    assert len(sweep.parse_args([]).variants) == len(report.VARIANTS)
     with pytest.raises(SystemExit):
         sweep.parse_args(["--variants", "binary-or"])
     sweep.check_settings(tmp_path, "a.yaml", ["x=1"])
@@ -185,7 +186,7 @@ def test_tiny_sweep_writes_the_results_and_a_second_run_skips_everything(tmp_pat
                  "runs/base/eval/report.md", "runs/lambda-0/seed0/eval/scores.parquet",
                  "runs/lambda-0/seed0/eval/report.md", "runs/lambda-0/seed0/timing.json"):
         assert (out / name).is_file(), name
-    train = sweep.train_dir(out / "runs" / "lambda-0" / "seed0", "lambda-0", 0)
+    train = report.train_dir(out / "runs" / "lambda-0" / "seed0", "lambda-0", 0)
     assert (train / "checkpoints" / "step_000001" / "lora" / "pytorch_lora_weights.safetensors").is_file()
     assert not (train / "checkpoints" / "step_000001" / "learner").exists()  # pruned
     data = json.loads((out / "ablations.json").read_text())
@@ -224,17 +225,17 @@ def test_recorded_results_are_kept_and_a_different_base_stops_the_sweep(tmp_path
     rec = run("lambda-1", 2, [40.0, 30.0, 21.0])
     stale = run("no-longer-a-variant", 0, [1.0, 1.0, 1.0])
     (tmp_path / "ablations.json").write_text(json.dumps(
-        {"base": sweep.asdict(base), "runs": [sweep.asdict(rec), sweep.asdict(stale)]}))
-    got_base, got_runs = sweep.load_results(tmp_path)
+        {"base": report.asdict(base), "runs": [report.asdict(rec), report.asdict(stale)]}))
+    got_base, got_runs = report.load_results(tmp_path)
     assert got_base == base and got_runs == [rec]
-    sweep.check_same_base(base, base)
-    sweep.check_same_base(None, base)
-    moved = RunResult(**{**sweep.asdict(base), "overall": [30.0, 15.0, 5.5]})
+    report.check_same_base(base, base)
+    report.check_same_base(None, base)
+    moved = RunResult(**{**report.asdict(base), "overall": [30.0, 15.0, 5.5]})
     with pytest.raises(SystemExit, match="evaluates differently"):
-        sweep.check_same_base(base, moved)
+        report.check_same_base(base, moved)
     (tmp_path / "ablations.json").write_text("{not json")
     with pytest.raises(SystemExit, match="not a sweep's results file"):
-        sweep.load_results(tmp_path)
+        report.load_results(tmp_path)
 
 
 def test_plots_one_row_per_group_with_runs_and_bars_per_variant(tmp_path):
@@ -246,10 +247,10 @@ def test_plots_one_row_per_group_with_runs_and_bars_per_variant(tmp_path):
             r.if_curve, r.cc_curve = [2.0, 2.5, None, 3.0], [0.9, 0.92, None, 0.95]
     base = RunResult("base", None, [30.0, 15.0, 5.0], [40.0, 20.0, 6.0], [88.0, 87.0, 86.0], [40.0, 30.0, 20.0],
                      20.0, 10)
-    written = sweep.write_plots(runs, base, tmp_path)
+    written = report.write_plots(runs, base, tmp_path)
     assert [p.name for p in written] == ["reward_curves.png", "per_turn_bars.png"]
     curves = Image.open(tmp_path / "reward_curves.png")
-    assert curves.width == 2 * 420 and curves.height == len(sweep.GROUPS) * (240 + 26)  # every group has mt-editflow
+    assert curves.width == 2 * 420 and curves.height == len(report.GROUPS) * (240 + 26)  # every group has mt-editflow
     assert Image.open(tmp_path / "per_turn_bars.png").height > 100
 
 
@@ -279,13 +280,13 @@ def test_run_variant_trains_fresh_resumes_restarts_or_reuses_and_redoes_a_half_w
 
     monkeypatch.setattr("jobs.train.main", fake_train)
     monkeypatch.setattr("jobs.evaluate.main", fake_evaluate)
-    grpo, slot = sweep.BY_NAME["grpo"], sweep.slot_dir(tmp_path, "grpo", 1)
+    grpo, slot = report.BY_NAME["grpo"], report.slot_dir(tmp_path, "grpo", 1)
 
     def go():
         calls.clear()
         timing = sweep.run_variant(tmp_path, grpo, 1, str(sweep.DEFAULT_CONFIG), ["trainer.num_steps=2"],
                                    tmp_path / "base", None)
-        assert set(timing) == {"train_s", "eval_s"} and sweep.evaluated(slot / "eval")
+        assert set(timing) == {"train_s", "eval_s"} and report.evaluated(slot / "eval")
         return len(calls)
 
     assert go() == 2  # nothing on disk: a fresh run in the slot, then its evaluation against the base
@@ -295,7 +296,7 @@ def test_run_variant_trains_fresh_resumes_restarts_or_reuses_and_redoes_a_half_w
                             "sampler.method=sde", "objective.grpo.timestep_fraction=0.125", "trainer.seed=1",
                             "run_name=grpo-seed1"]
     assert calls[1][calls[1].index("--compare") + 1] == str(tmp_path / "base")
-    run = sweep.train_dir(slot, "grpo", 1)
+    run = report.train_dir(slot, "grpo", 1)
     assert calls[1][calls[1].index("--lora") + 1] == str(run / "checkpoints" / "step_000002" / "lora")
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_000002"]  # pruned
 
@@ -312,4 +313,4 @@ def test_run_variant_trains_fresh_resumes_restarts_or_reuses_and_redoes_a_half_w
     (run / "checkpoints" / "step_000001.tmp").mkdir(parents=True)
     shutil.rmtree(slot / "eval")
     go()  # cut short before any checkpoint: that folder goes, a fresh run starts
-    assert "--output-dir" in calls[0] and not run.exists() and sweep.train_dir(slot, "grpo", 1) != run
+    assert "--output-dir" in calls[0] and not run.exists() and report.train_dir(slot, "grpo", 1) != run
