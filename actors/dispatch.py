@@ -26,7 +26,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from actors.rollout_worker import ChainInput, RolloutRequest, TrajectoryMeta
-from actors.scoring_services import ConsistencyItem, JudgeItem, TurnScores
+from actors.scoring_services import ConsistencyItem, JudgeItem, ServiceTurnScores
 from edit_rl.buffer import GroupAssembler, Rollout, TrajectoryGroup
 from edit_rl.config import Config
 
@@ -151,12 +151,12 @@ class RolloutDispatcher:
                     str(err).splitlines()[0] if str(err) else "", call.attempt)
         self._submit(call)
 
-    def _score_all(self, kind: str, entries: list, retries: Counter) -> tuple[list[TurnScores], float | None]:
+    def _score_all(self, kind: str, entries: list, retries: Counter) -> tuple[list[ServiceTurnScores], float | None]:
         """One service's results in submission order, and when the last one arrived (None: none asked)."""
         results = [self._score_result(kind, item, response, retries) for _, _, item, response in entries]
         return results, (time.perf_counter() if entries else None)
 
-    def _score_result(self, kind: str, item, response, retries: Counter) -> TurnScores:
+    def _score_result(self, kind: str, item, response, retries: Counter) -> ServiceTurnScores:
         handle = self.judge if kind == "judge" else self.consistency
         for attempt in range(1, self.max_attempts + 1):
             try:

@@ -21,7 +21,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
 from actors.rollout_worker import RolloutRequest, TrajectoryMeta
-from actors.scoring_services import ConsistencyItem, JudgeItem, TurnScores
+from actors.scoring_services import ConsistencyItem, JudgeItem, ServiceTurnScores
 
 log = logging.getLogger(__name__)
 SCORE_TIMEOUT_S = 1800
@@ -37,15 +37,15 @@ class EvalRequest:
 
 
 @dataclass(frozen=True)
-class ScoredTrajectory:
+class ScoredEvalChain:
     """One chain's edited images (``images[0]`` is an ObjectRef of the call's list of
     TrajectoryImages, ``index`` its position) and their per-turn judge and consistency scores."""
 
     chain_id: str
     images: list
     index: int
-    judge: TurnScores
-    consistency: TurnScores
+    judge: ServiceTurnScores
+    consistency: ServiceTurnScores
 
 
 @dataclass
@@ -74,7 +74,7 @@ class EvalDispatcher:
         self._next_worker += 1
         return list(worker.rollout.options(num_returns=2).remote(request))
 
-    def run(self, requests: Sequence[EvalRequest]) -> list[ScoredTrajectory]:
+    def run(self, requests: Sequence[EvalRequest]) -> list[ScoredEvalChain]:
         """Roll out and score every request; the trajectories in request order. At most
         ``IN_FLIGHT_PER_WORKER`` rollout calls per worker are outstanding (their inputs live in
         the object store meanwhile)."""
@@ -111,14 +111,14 @@ class EvalDispatcher:
         flat = [s for i in sorted(scoring) for s in scoring[i]]
         out = []
         for done, s in enumerate(flat, start=1):
-            out.append(ScoredTrajectory(s.chain_id, [s.images], s.index,
+            out.append(ScoredEvalChain(s.chain_id, [s.images], s.index,
                                         self._result(self.judge, s.judge_response, s.judge_item),
                                         self._result(self.consistency, s.cc_response, s.cc_item)))
             if done == len(flat) or done % max(50, len(flat) // 10) == 0:
                 log.info("scored %d / %d trajectories", done, len(flat))
         return out
 
-    def _result(self, handle, response, item) -> TurnScores:
+    def _result(self, handle, response, item) -> ServiceTurnScores:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return response.result(timeout_s=SCORE_TIMEOUT_S)

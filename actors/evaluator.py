@@ -27,13 +27,13 @@ import numpy as np
 import ray
 
 from actors.dispatch import rollout_seed
-from actors.eval_dispatch import EvalDispatcher, EvalRequest, ScoredTrajectory
+from actors.eval_dispatch import EvalDispatcher, EvalRequest, ScoredEvalChain
 from actors.roles import start_roles
 from actors.rollout_worker import ChainInput, RolloutRequest
 from edit_rl.config import Config
 from edit_rl.data import EditChain, RowError, turn_specs
 from edit_rl.evaluation import EvalData, TurnRecord, load_eval_chains, turn_succeeded
-from edit_rl.observability import TrajectorySample, TurnSample, save_sample_grid
+from edit_rl.observability import TrajectorySample, GridTurn, save_sample_grid
 
 log = logging.getLogger(__name__)
 APP_PREFIX = "edit-rl-eval"
@@ -134,7 +134,7 @@ class Evaluator:
         return requests
 
     # ------------------------------------------------------------------ scoring
-    def _records(self, mode: str, unit: _Unit, scored: ScoredTrajectory) -> list[TurnRecord]:
+    def _records(self, mode: str, unit: _Unit, scored: ScoredEvalChain) -> list[TurnRecord]:
         threshold = self.cfg.reward.binary_threshold
         if not len(scored.judge.values) == len(scored.consistency.terms) == len(unit.inputs.instructions):
             raise RuntimeError(f"{scored.chain_id}: {len(unit.inputs.instructions)} turns but "
@@ -175,7 +175,7 @@ class Evaluator:
 
     # ------------------------------------------------------------------ grids
     def _add_grid_rows(self, mode: str, rows: dict[str, list[TrajectorySample]],
-                       scored: list[tuple[_Unit, ScoredTrajectory]], records: list[TurnRecord]) -> None:
+                       scored: list[tuple[_Unit, ScoredEvalChain]], records: list[TurnRecord]) -> None:
         """One grid row per chain and mode: the input image, then each turn's output."""
         wanted = [(u, s) for u, s in scored if u.chain.chain_id in rows]
         if not wanted:
@@ -183,7 +183,7 @@ class Evaluator:
         fetched = {id(s.images[0]): s.images[0] for _, s in wanted}
         images = dict(zip(fetched, ray.get(list(fetched.values()))))
         cc = {(r.chain_id, r.turn): r.cc for r in records}
-        turns: dict[str, list[TurnSample]] = {}
+        turns: dict[str, list[GridTurn]] = {}
         inputs: dict[str, np.ndarray] = {}
         for unit, s in wanted:
             trajectory = images[id(s.images[0])][s.index]
@@ -191,7 +191,7 @@ class Evaluator:
             inputs.setdefault(chain.chain_id, trajectory.input)
             for j, image in enumerate(trajectory.turns):
                 k = unit.first_turn + j
-                turns.setdefault(chain.chain_id, []).append(TurnSample(
+                turns.setdefault(chain.chain_id, []).append(GridTurn(
                     image, f"T{k + 1}: {chain.turns[k].instruction}", s.judge.values[j], cc[(chain.chain_id, k + 1)]))
         for chain_id, samples in turns.items():
             rows[chain_id].append(TrajectorySample(inputs[chain_id], samples))

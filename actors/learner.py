@@ -26,7 +26,7 @@ import ray
 from ray.util.placement_group import remove_placement_group
 
 from actors.placement import LEARNER_HINT, RoleSlots, cpu_threads, learner_bundle, reserve, where
-from edit_rl.buffer.sharding import MicroBatch as SampleMicroBatch
+from edit_rl.buffer.sharding import SampleMicroBatch
 from edit_rl.buffer.sharding import ShardedSamples
 from edit_rl.config.schema import Config
 
@@ -188,8 +188,8 @@ class LearnerGroup:
 
     def lora_state_ref(self, adapter: str = "default") -> ray.ObjectRef:
         """The adapter's LoRA as one object-store reference put by rank 0: the weight sync to the
-        rollout workers without the tensors passing through the driver (benchmarks/RESULTS.md:
-        0.59-0.63x the time of fetching them and putting them again). The object is owned by rank 0,
+        rollout workers without the tensors passing through the driver (results/benchmarks.md,
+        ``weight_sync/*/direct-vs-driver``). The object is owned by rank 0,
         so it goes with that actor: after a learner failure the driver syncs again."""
         return self._call_all("lora_state_ref", adapter)[0][0]
 

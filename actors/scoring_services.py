@@ -41,7 +41,7 @@ GRACEFUL_SHUTDOWN_LOOP_S = 0.25
 
 
 @dataclass(frozen=True)
-class TurnScores:
+class ServiceTurnScores:
     """Per-turn scores of one trajectory and whether each is a counted fallback. Consistency also
     returns each pair's terms (object score, background score, background checked), None where not
     measured: the benchmark's EdiVal-CC aggregates them (the evaluation job)."""
@@ -80,21 +80,21 @@ async def _fetch(items) -> list:
 @serve.deployment(name="judge")
 class JudgeService:
     def __init__(self, cfg: Config):
-        from edit_rl.judge import build_judge
+        from edit_rl.judge.build import build_judge
 
         self.judge = build_judge(cfg.judge)
         _configure_batching(self.score_batch, cfg.judge.scaling)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
-    async def score_batch(self, items: list[JudgeItem]) -> list[TurnScores]:
+    async def score_batch(self, items: list[JudgeItem]) -> list[ServiceTurnScores]:
         from edit_rl.judge import JudgeRequest
 
         trajectories = await _fetch(items)
         requests = [JudgeRequest(t.input, tuple(t.turns), item.instructions) for t, item in zip(trajectories, items)]
         results = await asyncio.to_thread(self.judge.score, requests)
-        return [TurnScores(tuple(s.value for s in r.turns), tuple(s.fallback for s in r.turns)) for r in results]
+        return [ServiceTurnScores(tuple(s.value for s in r.turns), tuple(s.fallback for s in r.turns)) for r in results]
 
-    async def __call__(self, item: JudgeItem) -> TurnScores:
+    async def __call__(self, item: JudgeItem) -> ServiceTurnScores:
         return await self.score_batch(item)
 
     def stats(self) -> dict:
@@ -107,14 +107,14 @@ class JudgeService:
 @serve.deployment(name="consistency")
 class ConsistencyService:
     def __init__(self, cfg: Config):
-        from edit_rl.consistency import EdivalCC
+        from edit_rl.consistency.build import build_consistency
 
-        self.scorer = EdivalCC.from_config(cfg.consistency)
+        self.scorer = build_consistency(cfg.consistency)
         self.pairing = cfg.consistency.pairing
         _configure_batching(self.score_batch, cfg.consistency.scaling)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
-    async def score_batch(self, items: list[ConsistencyItem]) -> list[TurnScores]:
+    async def score_batch(self, items: list[ConsistencyItem]) -> list[ServiceTurnScores]:
         from edit_rl.consistency import Chain
 
         trajectories = await _fetch(items)
@@ -125,12 +125,12 @@ class ConsistencyService:
             # A pair with nothing to measure (a background-change turn listing no unchanged
             # object) gives None; every trajectory of a group shares the turn specs, so a
             # constant fill leaves the group-relative advantages unchanged.
-            out.append(TurnScores(tuple(1.0 if p.cc is None else float(p.cc) for p in pairs),
+            out.append(ServiceTurnScores(tuple(1.0 if p.cc is None else float(p.cc) for p in pairs),
                                   tuple(False for _ in pairs),
                                   tuple((p.object_score, p.background_score, p.check_background) for p in pairs)))
         return out
 
-    async def __call__(self, item: ConsistencyItem) -> TurnScores:
+    async def __call__(self, item: ConsistencyItem) -> ServiceTurnScores:
         return await self.score_batch(item)
 
     def placement(self) -> dict:

@@ -38,7 +38,7 @@ from actors.rollout_worker import ChainInput
 from edit_rl.buffer import GroupAssembler, build_training_batch, shard_samples
 from edit_rl.config import Config
 from edit_rl.data import ChainSampler, load_training_chains, turn_specs
-from edit_rl.observability import RunDir, RunLogger, StageTimer, TrajectorySample, TurnSample
+from edit_rl.observability import RunDir, RunLogger, StageTimer, TrajectorySample, GridTurn
 from edit_rl.rewards import PromptBanList
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ class Trainer:
             ref, index = outcome.images[traj.rollout.rollout_id]
             images = ray.get(ref)[index]
             chain = self.chains[traj.rollout.chain_id]
-            turns = [TurnSample(img, t.instruction, float(s_if), float(s_cc)) for img, t, s_if, s_cc in
+            turns = [GridTurn(img, t.instruction, float(s_if), float(s_cc)) for img, t, s_if, s_cc in
                      zip(images.turns, chain.turns, traj.if_scores.values, traj.cc_scores.values)]
             rows.append(TrajectorySample(images.input, turns))
         logger.save_samples(step, rows)

@@ -8,7 +8,7 @@ are left out; the rest overlap step k+1's rollouts and scoring with step k's buf
 weight sync. Bounds from the sync
 steps' stage times (median s):
 
-* the issue's bound max(stage) / sum(stages), stages rollout, scoring, buffer, learner, weight_sync
+* the stage bound max(stage) / sum(stages), stages rollout, scoring, buffer, learner, weight_sync
   (scoring = the two services, which run at the same time in both modes);
 * this design's bound max(gen, train) / (gen + train), gen = rollout + scoring,
   train = buffer + learner + weight_sync: only those two halves overlap.

@@ -61,12 +61,12 @@ class ReferenceLoop:
 
         from benchmarks.system import load_world_config
         from edit_rl.buffer import GroupAssembler
-        from edit_rl.consistency import EdivalCC
+        from edit_rl.consistency.build import build_consistency
         from edit_rl.data import ChainSampler, load_training_chains
         from edit_rl.editors.load import load_editor
         from edit_rl.editors.lora import add_lora
         from edit_rl.editors.lora_targets import lora_config_for
-        from edit_rl.judge import build_judge
+        from edit_rl.judge.build import build_judge
         from edit_rl.rewards import PromptBanList
         from edit_rl.training.learner import Learner
 
@@ -84,7 +84,7 @@ class ReferenceLoop:
         self.editor = load_editor(cfg.editor)
         add_lora(self.editor.transformer, lora_config_for(self.editor, cfg.lora), with_old=True)
         self.judge = build_judge(cfg.judge)
-        self.cc = EdivalCC.from_config(cfg.consistency)
+        self.cc = build_consistency(cfg.consistency)
         self.learner = Learner(cfg)
         self.version = 0
         self._times: dict[str, float] = {}  # the current step's stage ends (perf_counter)

@@ -14,7 +14,7 @@ class Figure:
     label: str  # what the number is
     value: float
     unit: str = "x"  # "x" for a ratio
-    target: str = ""  # e.g. "<= 1.05"; empty when the issue sets none
+    target: str = ""  # e.g. "<= 1.05"; empty when none is set
     ok: bool | None = None  # against the target; None without one
     detail: str = ""  # the measured parts the number comes from
 

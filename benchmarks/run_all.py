@@ -1,4 +1,4 @@
-"""The whole suite in one run: every figure of issue 7, printed, saved as JSON and as a table.
+"""The whole suite in one run: every benchmark figure, printed, saved as JSON and as a table.
 
     python -m benchmarks.run_all [--world cpu|synthetic|both] [--quick] [--json PATH]
 
@@ -7,7 +7,7 @@ with the in-process reference loop), pipelining, weight sync, then memory, which
 samples of all the steps the system ran: on the CPU default it first tops the run up to 50 steps;
 the synthetic world's steps cost the same, so it reports over the ~20 steps already run (50 of
 both would not fit in 15 minutes). Then scoring and the learner diagnostic (child processes: no
-Ray, one thread) and scaling. 11.2 minutes on a quiet 2-core machine (benchmarks/RESULTS.md).
+Ray, one thread) and scaling. The last full run: results/benchmarks.md.
 """
 from __future__ import annotations
 

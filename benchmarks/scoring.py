@@ -69,8 +69,10 @@ def _rates(variants: dict[str, tuple[Callable, Sequence, int]], images: int, rou
 
 def measure_world(world: str, num_chains: int, rounds: int) -> list[Figure]:
     from benchmarks.system import load_world_config
-    from edit_rl.consistency import Chain, EdivalCC
-    from edit_rl.judge import JudgeRequest, build_judge
+    from edit_rl.consistency import Chain
+    from edit_rl.consistency.build import build_consistency
+    from edit_rl.judge import JudgeRequest
+    from edit_rl.judge.build import build_judge
 
     cfg = load_world_config(world)
     trajectories = rollout_trajectories(cfg, num_chains)
@@ -78,7 +80,7 @@ def measure_world(world: str, num_chains: int, rounds: int) -> list[Figure]:
     requests = [JudgeRequest(ref, turns, ins) for ref, turns, ins, _ in trajectories]
     chains = [Chain((ref, *turns), specs) for ref, turns, _, specs in trajectories]
     judge_batch, cc_batch = cfg.judge.scaling.max_batch_size, cfg.consistency.scaling.max_batch_size
-    cc = EdivalCC.from_config(cfg.consistency)
+    cc = build_consistency(cfg.consistency)
     score_cc = lambda part: cc.score_chains(list(part), cfg.consistency.pairing)  # noqa: E731
     judges = {"vllm": "vllm", "transformers": "transformers"} if world == "cpu" else {"synthetic": "synthetic"}
     variants: dict[str, tuple[Callable, Sequence, int]] = {}

@@ -32,9 +32,8 @@ from edit_rl.flow import interpolate, kontext_sigmas, sample, sde_step_with_logp
 from edit_rl.objectives import (
     grpo_loss, grpo_train_step_indices, nft_loss, nft_timestep_indices, old_policy_decay, soft_update_)
 from edit_rl.observability import RunLogger, create_run_dir
-from edit_rl.rewards import (
-    binarize, broadcast_trajectory_advantage, fused_advantages, group_filter, optimality_probability,
-    per_turn_advantages, trajectory_cc, trajectory_if)
+from edit_rl.buffer.training_batch import group_rewards
+from edit_rl.rewards import group_filter, optimality_probability
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "core_demo.yaml"
 EDIT_DIMS, CONTEXT_DIMS, NUM_INSTRUCTIONS = 4, 4, 6
@@ -137,7 +136,7 @@ def pretrain(model: ToyEditor, world: ToyWorld, steps: int, seed: int) -> float:
 
 # ----------------------------------------------------------------------------- rollouts and rewards
 @dataclass
-class Rollout:
+class ToyRollout:
     inputs: torch.Tensor   # (B, T, DIM): the reference of each turn (turn k's is turn k-1's output)
     outputs: torch.Tensor  # (B, T, DIM): each turn's final x0
     instr: torch.Tensor    # (B, T)
@@ -145,7 +144,7 @@ class Rollout:
 
 
 @torch.no_grad()
-def rollout(model, start, instr, sigmas, method, gen, noise_level=0.7) -> Rollout:
+def rollout(model, start, instr, sigmas, method, gen, noise_level=0.7) -> ToyRollout:
     """Multi-turn: every turn edits the model's own previous output."""
     inputs, outputs, records, ref = [], [], [], start
     for k in range(instr.shape[1]):
@@ -156,26 +155,18 @@ def rollout(model, start, instr, sigmas, method, gen, noise_level=0.7) -> Rollou
         outputs.append(res.x0)
         records.append(res)
         ref = res.x0
-    return Rollout(torch.stack(inputs, 1), torch.stack(outputs, 1), instr, records if method == "sde" else None)
+    return ToyRollout(torch.stack(inputs, 1), torch.stack(outputs, 1), instr, records if method == "sde" else None)
 
 
-def score(world: ToyWorld, ro: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+def score(world: ToyWorld, ro: ToyRollout) -> tuple[torch.Tensor, torch.Tensor]:
     return world.if_score(ro.inputs, ro.outputs, ro.instr), world.cc_score(ro.inputs, ro.outputs)
 
 
 def advantages(cfg: Config, if_scores, cc_scores):
-    """(N, G, T) scores -> per-turn advantages (N, G, T) and the fused statistics."""
-    rc = cfg.reward
-    r_if = trajectory_if(if_scores if rc.if_strategy == "fine_avg" else binarize(if_scores, rc.binary_threshold),
-                         rc.if_strategy, scale=(rc.score_min, rc.score_max))
-    fused = fused_advantages(r_if, trajectory_cc(cc_scores), level=rc.fusion, cc_weight=rc.cc_weight,
-                             std_mode=rc.std_mode, eps=rc.adv_eps)
-    if rc.advantage_mode == "broadcast":
-        per_turn = broadcast_trajectory_advantage(fused.advantages, if_scores.shape[-1], 1)[..., 0]
-    else:
-        if_norm = (if_scores - rc.score_min) / (rc.score_max - rc.score_min)
-        per_turn = per_turn_advantages(if_norm + rc.cc_weight * cc_scores, std_mode=rc.std_mode, eps=rc.adv_eps)
-    return r_if, per_turn, fused
+    """(N, G, T) scores -> trajectory IF (N, G), per-turn advantages (N, G, T) and the fusion, by
+    the buffer's own function (edit_rl.buffer.training_batch.group_rewards)."""
+    rewards = group_rewards(if_scores, cc_scores, cfg.reward)
+    return rewards.r_if, rewards.advantages, rewards.fused
 
 
 @torch.no_grad()

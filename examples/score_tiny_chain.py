@@ -1,4 +1,4 @@
-"""One tiny chain through every model-side piece, printed (issue: editors and scorers).
+"""One tiny chain through every model-side piece, printed (the editors and the scorers).
 
     python -m examples.score_tiny_chain [--seed 0]
 
@@ -38,11 +38,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     start = time.perf_counter()
     from edit_rl.config.schema import ConsistencyConfig, EditorConfig, JudgeConfig, SamplerConfig
-    from edit_rl.consistency import Chain, EdivalCC, TurnSpec
+    from edit_rl.consistency import Chain, TurnSpec
+    from edit_rl.consistency.build import build_consistency
     from edit_rl.editors.images import pil_to_tensor, uint8_images
     from edit_rl.editors.load import load_editor
     from edit_rl.editors.rollout import rollout_chains
-    from edit_rl.judge import JudgeRequest, build_judge
+    from edit_rl.judge import JudgeRequest
+    from edit_rl.judge.build import build_judge
 
     editor = load_editor(EditorConfig(name_or_path="tiny/flux-kontext", dtype="float32", resolution=64,
                                       gradient_checkpointing=False))
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
               for a, b in zip(ta.probs, tb.probs))
     print(f"judge backends: max |p_vllm - p_transformers| = {gap:.2e} (float32)")
 
-    cc = EdivalCC.from_config(ConsistencyConfig(detector="tiny/grounding-dino", features="tiny/dinov3",
+    cc = build_consistency(ConsistencyConfig(detector="tiny/grounding-dino", features="tiny/dinov3",
                                                 image_size=64))
     pairs = cc.score_chains([Chain([reference, *turns], [TurnSpec(*t) for t in TURNS])], "consecutive")[0]
     for k, pair in enumerate(pairs, start=1):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 from edit_rl.buffer.training_batch import TrainingSample
 
-MicroBatch = tuple[TrainingSample, ...]
+SampleMicroBatch = tuple[TrainingSample, ...]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class ShardedSamples:
     each of ``micro_batch_size`` samples. ``num_real`` input samples (weight as given) plus
     ``num_padding`` weight-0 copies."""
 
-    ranks: tuple[tuple[MicroBatch, ...], ...]
+    ranks: tuple[tuple[SampleMicroBatch, ...], ...]
     num_micro_batches: int
     micro_batch_size: int
     num_real: int

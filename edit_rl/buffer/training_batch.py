@@ -1,7 +1,7 @@
 """From complete groups to the learner's samples: one training sample per (trajectory, turn)
 with its advantage and NFT optimality probability, the drop log, and the step's statistics.
 
-Pipeline (``shared/notes/algorithms.md`` sections 3, 5, 6; the functions of ``edit_rl.rewards``):
+Pipeline (docs/algorithms.md §3, §5, §6; the functions of ``edit_rl.rewards``):
 
 1. NaN check: a group with any non-finite IF or CC score (NaN, or +-inf) is dropped whole with
    reason "nan score" and counted; it is never used, not even in the batch statistics below.
@@ -44,6 +44,7 @@ from torch import Tensor
 from edit_rl.buffer.records import DroppedGroup, TrajectoryGroup
 from edit_rl.config.schema import FilterConfig, RewardConfig
 from edit_rl.rewards import (
+    FusedAdvantages,
     PromptBanList,
     advantage_level_fusion,
     binarize,
@@ -186,11 +187,8 @@ def build_training_batch(
 
     if_raw = _per_turn_tensor(scored, "if")  # (N, G, T)
     cc = _per_turn_tensor(scored, "cc")
-    scale = (reward_cfg.score_min, reward_cfg.score_max)
-    binary = reward_cfg.if_strategy != "fine_avg"
-    if_turn = binarize(if_raw, reward_cfg.binary_threshold) if binary else if_raw
-    r_if = trajectory_if(if_turn, reward_cfg.if_strategy, scale=scale)
-    r_cc = trajectory_cc(cc)
+    rewards = group_rewards(if_raw, cc, reward_cfg)
+    r_if, r_cc, fused, adv = rewards.r_if, rewards.r_cc, rewards.fused, rewards.advantages
 
     chain_ids = [g.chain_id for g in scored]
     filt = group_filter(r_if, chain_ids, tau_mu=filter_cfg.tau_mu, tau_sigma=filter_cfg.tau_sigma,
@@ -198,13 +196,6 @@ def build_training_batch(
     num_banned_new = ban_list.update(filt)
     banned = set(filt.banned_prompt_ids)
 
-    fused = fused_advantages(r_if, r_cc, level=reward_cfg.fusion, cc_weight=reward_cfg.cc_weight,
-                             std_mode=reward_cfg.std_mode, eps=reward_cfg.adv_eps)
-    if reward_cfg.advantage_mode == "broadcast":
-        adv = broadcast_trajectory_advantage(fused.advantages, num_turns, num_steps_per_turn)[..., 0]
-    else:
-        if_reward_turn = if_turn if binary else normalize_scores(if_raw, scale)
-        adv = _per_turn_fused(if_reward_turn, cc, reward_cfg)
     r = optimality_probability(adv, clip=adv_clip_max)
 
     samples: list[TrainingSample] = []
@@ -241,6 +232,38 @@ def build_training_batch(
         staleness_mean=sum(staleness) / len(staleness) if staleness else None,
     )
     return TrainingBatch(tuple(samples), tuple(dropped), tuple(filt.banned_prompt_ids), stats, num_steps_per_turn)
+
+
+@dataclass(frozen=True)
+class GroupRewards:
+    """A batch of groups' rewards and advantages: trajectory IF and CC rewards (N, G), the fusion's
+    result and statistics, and the per-turn advantage of every sample (N, G, T)."""
+
+    r_if: Tensor
+    r_cc: Tensor
+    fused: FusedAdvantages
+    advantages: Tensor
+
+
+def group_rewards(if_raw: Tensor, cc: Tensor, reward_cfg: RewardConfig) -> GroupRewards:
+    """Per-turn IF scores on the judge's scale and CC in [0, 1], both (N, G, T) -> trajectory
+    rewards, fused advantages and per-turn advantages (docs/algorithms.md §5): IF aggregated by
+    ``reward.if_strategy`` (binary strategies on scores >= ``binary_threshold``), fused with CC at
+    ``reward.fusion``'s level, and either the trajectory advantage broadcast to every turn
+    (``advantage_mode`` "broadcast", MT-EditFlow) or per-turn advantages (the ablation)."""
+    scale = (reward_cfg.score_min, reward_cfg.score_max)
+    binary = reward_cfg.if_strategy != "fine_avg"
+    if_turn = binarize(if_raw, reward_cfg.binary_threshold) if binary else if_raw
+    r_if = trajectory_if(if_turn, reward_cfg.if_strategy, scale=scale)
+    r_cc = trajectory_cc(cc)
+    fused = fused_advantages(r_if, r_cc, level=reward_cfg.fusion, cc_weight=reward_cfg.cc_weight,
+                             std_mode=reward_cfg.std_mode, eps=reward_cfg.adv_eps)
+    if reward_cfg.advantage_mode == "broadcast":
+        adv = broadcast_trajectory_advantage(fused.advantages, if_raw.shape[-1], 1)[..., 0]
+    else:
+        if_reward_turn = if_turn if binary else normalize_scores(if_raw, scale)
+        adv = _per_turn_fused(if_reward_turn, cc, reward_cfg)
+    return GroupRewards(r_if, r_cc, fused, adv)
 
 
 def _check_shapes(groups: Sequence[TrajectoryGroup]) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """The typed configuration tree of an edit-rl run.
 
-Defaults are the papers' (see ../shared/notes/algorithms.md sections 3-6): DiffusionNFT / Edit-R1
+Defaults are the papers' (docs/algorithms.md §3-§6): DiffusionNFT / Edit-R1
 on FLUX.1-Kontext-dev with Qwen3-VL-8B as judge, MT-EditFlow's multi-turn reward design
 (fine-grained average IF, advantage-level fusion, broadcast trajectory advantage). Presets in
 jobs/configs/ override what differs (tiny CPU models, GRPO, FLUX.2-klein). Every section has a

@@ -1,6 +1,6 @@
 """EdiVal-CC content consistency (Grounding DINO boxes + DINOv3 features), batched over image pairs.
 
-Entry point: :class:`EdivalCC` (``from_config`` for the real or tiny models; any
+Entry point: :class:`EdivalCC` (``edit_rl.consistency.build.build_consistency`` loads the real, tiny or shapes-world models; any
 :class:`Detector` / :class:`FeatureExtractor` pair plugs in). Formulas: :mod:`.similarity`.
 """
 from edit_rl.consistency.detector import GroundingDinoDetector, detection_prompt

@@ -36,9 +36,6 @@ from typing import Literal, Optional, get_args
 import torch
 from torch import Tensor
 
-from edit_rl.config.schema import ConsistencyConfig
-from edit_rl.consistency.detector import GroundingDinoDetector
-from edit_rl.consistency.features import Dinov3Features
 from edit_rl.consistency.images import ImageLike, crop_box, resize_square, to_uint8_chw
 from edit_rl.consistency.interfaces import Detector, FeatureExtractor
 from edit_rl.consistency.similarity import (
@@ -118,21 +115,6 @@ class EdivalCC:
         self.detector = detector
         self.features = features
         self.image_size = image_size
-
-    @classmethod
-    def from_config(cls, config: ConsistencyConfig, device: str | torch.device = "cpu") -> "EdivalCC":
-        """Grounding DINO + DINOv3 loaded by name (hub ids, folders or "tiny/..." names);
-        ``detector: synthetic`` plugs in the shapes world's colour segmentation and fixed features."""
-        if config.detector == "synthetic":
-            from edit_rl.synthetic.cc import synthetic_cc
-
-            return synthetic_cc()
-        detector = GroundingDinoDetector.from_pretrained(
-            config.detector, device=device, box_threshold=config.box_threshold,
-            text_threshold=config.text_threshold, batch_size=config.batch_size)
-        features = Dinov3Features.from_pretrained(config.features, device=device,
-                                                  batch_size=config.batch_size)
-        return cls(detector, features, config.image_size)
 
     def _prepare(self, image: ImageLike) -> Tensor:
         image = to_uint8_chw(image)

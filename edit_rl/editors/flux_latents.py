@@ -2,7 +2,7 @@
 
 Source: diffusers ``pipelines/flux/pipeline_flux_kontext.py`` (``_encode_vae_image``,
 ``_pack_latents``, ``_unpack_latents``, ``_prepare_latent_image_ids``, ``prepare_latents``) and
-../shared/notes/algorithms.md section 2.
+docs/algorithms.md §2.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Multi-turn rollouts: a chain of T instructions, G samples per chain, turn k edits turn k-1's output.
 
-MT-EditFlow (../shared/notes/algorithms.md section 5): turn 1's reference is the input image, turn
+MT-EditFlow (docs/algorithms.md §5): turn 1's reference is the input image, turn
 k's reference is turn k-1's decoded output (the image the judge sees), so every turn's condition is
 the model's own previous edit. All rows of all chains run as one batch per turn. The LoRA adapter
 in use (e.g. "old" for DiffusionNFT) is the caller's choice (`edit_rl.editors.lora.active_adapter`).

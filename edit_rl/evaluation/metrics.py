@@ -1,5 +1,5 @@
 """The benchmark's numbers from per-turn successes and consistency terms (EdiVal-Bench; MT-EditFlow
-Tables 1 and 7; ../shared/notes/algorithms.md section 7). Percentages, as the papers print them.
+Tables 1 and 7; docs/algorithms.md §7). Percentages, as the papers print them.
 
 Inputs are per chain: ``successes[c][t]`` whether turn t+1 of chain c succeeded (the judge's score
 >= the success threshold, :func:`turn_succeeded`), and one :class:`CCTerms` per scored pair.

@@ -1,6 +1,6 @@
 """Flow-matching basics and samplers.
 
-Conventions (shared notes `algorithms.md` section 1): t (= sigma) in [0, 1], t = 1 is pure noise,
+Conventions (docs/algorithms.md §1): t (= sigma) in [0, 1], t = 1 is pure noise,
 x_t = (1 - t) x0 + t eps, v = eps - x0, x0_hat = x_t - t v.
 """
 

@@ -186,27 +186,3 @@ class Judge:
                 turns = (parse_answer(text, self.scale),)
             results.append(JudgeResult(turns, text))
         return results
-
-
-def build_judge(config: JudgeConfig, model_path: Optional[str] = None) -> Judge:
-    """Load the judge named by ``config.model`` (a hub id, a local folder, or a "tiny/..." name
-    built locally by ``edit_rl.models.resolve_model``) on ``config.backend``."""
-    if config.backend == "synthetic":  # the verifiable shapes-world judge, served the same way
-        from edit_rl.synthetic.judge import SyntheticJudge
-
-        return SyntheticJudge(config.scoring)  # type: ignore[return-value]
-    if model_path is None:
-        from edit_rl.models import resolve_model
-
-        model_path = str(resolve_model(config.model))
-    backend: JudgeBackend
-    if config.backend == "vllm":
-        from edit_rl.judge.vllm_backend import VLLMJudgeBackend
-
-        backend = VLLMJudgeBackend(model_path, dtype=config.dtype, max_model_len=config.max_model_len,
-                                   max_images=config.max_images_per_prompt, seed=config.seed)
-    else:
-        from edit_rl.judge.transformers_backend import TransformersJudgeBackend
-
-        backend = TransformersJudgeBackend(model_path, dtype=config.dtype)
-    return Judge(backend, config)

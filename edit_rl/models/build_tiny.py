@@ -1,7 +1,7 @@
 """Build tiny models into the cache and print their folders.
 
     python -m edit_rl.models.build_tiny                      # every registered tiny model
-    python -m edit_rl.models.build_tiny tiny/flux-kontext --dir /tmp/tiny
+    python -m edit_rl.models.build_tiny tiny/flux-kontext --dir tiny-models
 """
 
 from __future__ import annotations

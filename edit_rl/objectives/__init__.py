@@ -7,7 +7,7 @@
 * :mod:`edit_rl.objectives.grpo` -- Flow-GRPO clipped surrogate, mean-KL, trained steps,
   zero-advantage filter.
 
-Formulas and sources: ``/work/shared/notes/algorithms.md`` sections 3 and 4.
+Formulas and sources: docs/algorithms.md §3 and §4.
 """
 
 from edit_rl.objectives.grpo import (

@@ -3,7 +3,7 @@
 Sources
   * Flow-GRPO (Liu et al. 2025); reference code yifan123/flow_grpo ``scripts/train_sd3.py``
     and ``scripts/train_flux_kontext.py`` ("grpo logic" block, identical in both).
-  * MT-EditFlow (``/work/shared/papers/mt-editflow.txt``) eq. 4 (single turn) and
+  * MT-EditFlow (Huang et al. 2025; docs/algorithms.md §4) eq. 4 (single turn) and
     eqs. 20-22 (multi-turn; the trajectory advantage is broadcast to every turn and step).
 
 The log-probabilities (one per sample, averaged over the latent's elements) and the

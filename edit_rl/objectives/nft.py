@@ -5,7 +5,7 @@ Sources
     ``scripts/train_nft_sd3.py`` (training loop, "adaptive weighting" block).
   * Edit-R1 (PKU-YuanGroup/Edit-R1 ``scripts/train_nft_kontext.py``): same loss for
     FLUX.1-Kontext plus a per-sample ``valid_mask`` (low-std group filter).
-  * MT-EditFlow (``/work/shared/papers/mt-editflow.txt``) eq. 5 (single turn) and
+  * MT-EditFlow (Huang et al. 2025; docs/algorithms.md §3) eq. 5 (single turn) and
     eqs. 23-25 (multi-turn; the trajectory advantage is broadcast to every turn and step).
 
 Conventions: t in [0, 1], t = 1 is noise; x_t = (1 - t) x0 + t eps; v = eps - x0;

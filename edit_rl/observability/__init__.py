@@ -5,11 +5,11 @@ from edit_rl.observability.metrics_log import MetricsLogger, flatten_metrics, re
 from edit_rl.observability.run_dir import RunDir, create_run_dir, latest_run_dir
 from edit_rl.observability.run_logger import RunLogger
 from edit_rl.observability.sample_grid import (
-    GridLayout, TrajectorySample, TurnSample, make_sample_grid, save_sample_grid)
+    GridLayout, TrajectorySample, GridTurn, make_sample_grid, save_sample_grid)
 from edit_rl.observability.timing import StageTimer
 
 __all__ = [
     "ConsoleProgress", "GridLayout", "MetricsLogger", "RunDir", "RunLogger", "StageTimer", "TrajectorySample",
-    "TurnSample", "create_run_dir", "flatten_metrics", "format_duration", "format_step_line", "latest_run_dir",
+    "GridTurn", "create_run_dir", "flatten_metrics", "format_duration", "format_step_line", "latest_run_dir",
     "make_sample_grid", "read_metrics", "save_sample_grid",
 ]

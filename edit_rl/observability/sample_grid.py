@@ -22,7 +22,7 @@ ImageLike = Any  # PIL.Image.Image | np.ndarray | torch.Tensor
 
 
 @dataclass
-class TurnSample:
+class GridTurn:
     image: ImageLike
     instruction: str
     if_score: Optional[float] = None
@@ -32,7 +32,7 @@ class TurnSample:
 @dataclass
 class TrajectorySample:
     input_image: ImageLike
-    turns: list[TurnSample] = field(default_factory=list)
+    turns: list[GridTurn] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,6 @@ def save_sample_grid(rows: Sequence[TrajectorySample], path: str | Path,
     return path
 
 
-def _scores(turn: TurnSample) -> str:
+def _scores(turn: GridTurn) -> str:
     parts = [f"{name} {v:.2f}" for name, v in (("IF", turn.if_score), ("CC", turn.cc_score)) if v is not None]
     return "  ".join(parts)

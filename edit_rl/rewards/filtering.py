@@ -14,7 +14,7 @@ Paper vs code: the paper text (section 2.3) says only the groups with "mean > ta
 variance < tau_sigma" are discarded. The reference code discards more: every group with
 sigma_g <= tau_sigma OR mu_g >= tau_mu (e.g. a uniformly failing group mu=0.1, sigma=0.01,
 or a high-mean noisy group mu=0.95, sigma=0.2). The paper's condition is what the code
-uses for *banning*. We follow the code (and ``shared/notes/algorithms.md`` section 6). The
+uses for *banning*. We follow the code (docs/algorithms.md §6). The
 reference also thresholds the std, not the variance the paper names. In the reference one
 flag (``sample.ban_prompt``, off in its default Kontext config) turns on both the mask and
 the ban; here that is ``enabled``.

@@ -3,7 +3,7 @@
 A scene is a background colour and objects on a G x G grid (G = 3), at most one per cell. An
 object is a shape (circle, square, triangle) of a colour and a size (small, large), named
 "<size> <colour> <shape>" ("large blue circle"). Object colours are distinct within a scene, so
-a name is unique. Pixels: ``../shared/notes/synthetic-world.md`` (32 x 32 images, 10 px cells,
+a name is unique. Pixels: docs/shapes-world.md (32 x 32 images, 10 px cells,
 9 px objects); :class:`Geometry` scales the same layout to other sizes.
 """
 from __future__ import annotations

@@ -35,13 +35,7 @@ disk and recorded after each run (so subsets run one after another add up), into
 
 A --out with results refuses other --config / overrides (the runs would not compare).
 
-Time on a quiet 2-core machine, with the preset as it is now (16 chains x 4 rollouts x 3 turns a
-step at 15-18 s, both cores per stage): the proof job's training (the same run as ``mt-editflow``,
-50 steps) takes about 14 min and evaluating 200 held-out chains multi-turn about 1 min, so one
-(variant, seed) is about 16 min and the full default sweep (10 variants x 3 seeds) about 8 hours.
-At ``trainer.num_steps=10`` a run is about 4.5 min (3.5 min of training, 1.1 min of evaluation) and
-all 30 runs about 2.3 hours; a slower machine (steps of ~30 s) took 7-10 min a run. The results
-committed in ``results/ablations`` are that sweep:
+The results committed in ``results/ablations`` (with their time per run) are this sweep:
 
     python -m experiments.shapes.ablations --variants all --seeds 0,1,2 trainer.num_steps=10
 """

@@ -3,26 +3,17 @@
     python -m experiments.shapes.pretrain_editor --out checkpoints/shapes-base --minutes 25
 
 The model is `edit_rl.editors.shapes_kontext` (FLUX.1-Kontext's adapter in pixel space; untrained
-build `edit_rl.models.tiny.shapes_kontext`), trained as ../shared/notes/synthetic-world.md measured:
+build `edit_rl.models.tiny.shapes_kontext`), trained as docs/shapes-world.md describes:
 single turns drawn uniformly from the ground-truth chains of the train split (the editor never sees
-its own outputs), rectified flow with logit-normal t, AdamW, gradient clip 1.0. Unlike the notes'
-constant 1e-3, the learning rate peaks at 2e-3 after the warm-up and anneals (cosine) over the budget:
-on one thread, with the world's seven edit kinds, the notes' schedule reached only 10% single-turn
-success in 25 minutes (this one 14%; ``--hidden 96``, 1.55M parameters and ~1.4x the samples: 12%).
+its own outputs), rectified flow with logit-normal t, AdamW, gradient clip 1.0. Unlike a
+constant 1e-3, the learning rate peaks at 2e-3 after the warm-up and anneals (cosine) over the budget.
 ``--edit-weight W`` weights the flow-matching error on the pixels an edit changes by 1 + W (most
 pixels of a pair are copies); ``--init FOLDER`` continues from a saved model. The shipped
-"shapes/base" (``checkpoints/shapes-base/report.md``, all three commands) took three runs of
-about 35 minutes on one thread, each continuing from the last: ``--steps 2200 --edit-weight 3``
-(10% single-turn success), ``--init`` of that with ``--steps 2600 --lr 1e-3 --warmup 50`` (21%),
-and the same again on ``--train-chains 30000``: 32% single-turn success, 30 / 12 / 8 % marginal over
-3 turns on its own outputs against 30 / 30 / 36 % on ground-truth inputs (exposure bias); with
-``--edit-weight 8`` that third run reached 24%. The notes' world (four edit kinds, no sizes) reached
-70 / 57 / 42 % in 25 minutes on two threads; in this one position change and addition stay
-unlearned (0 and 3%): it attempts them, but spreads the new object over two or three cells
-(``python -m experiments.shapes.placement_errors``). ``--kind-weights KIND=W,...`` draws the turns of
+"shapes/base" took three runs, each continuing from the last; ``checkpoints/shapes-base/report.md``
+holds their commands and results (``python -m experiments.shapes.placement_errors`` takes its
+additions and moves apart). ``--kind-weights KIND=W,...`` draws the turns of
 the named kinds W times as often (0 leaves a kind out) and ``--t-mean M`` centres the logit-normal
-noise level at M; the shipped runs use neither, and what they did when continuing from the shipped
-base is in the README's "Where the base fails" bullets. Text encoder and transformer are trained
+noise level at M; the shipped runs use neither. Text encoder and transformer are trained
 together, through the editor's own ``condition`` / ``velocity``. Training runs for ``--minutes``
 (default 25), or ``--steps`` steps, or until the first of the two given runs out; the learning rate
 anneals over that budget. Data, order and initialisation come from ``--seed``; a run ended by

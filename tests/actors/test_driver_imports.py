@@ -1,6 +1,6 @@
 """The driver imports the Ray system (actors.trainer, which imports every actor module for its class
 and request types) without the model stack: diffusers, transformers and peft load only in the
-actors that hold models (benchmarks/RESULTS.md: that import was 609 MiB of the driver's ~700)."""
+actors that hold models (results/benchmarks.md, memory)."""
 import subprocess
 import sys
 from pathlib import Path

@@ -1,11 +1,13 @@
 """The main-job demonstration runs end to end and the toy editor actually improves."""
 import json
 
+import pytest
 import yaml
 
 from examples import core_demo
 
 
+@pytest.mark.slow
 def test_core_demo_improves_multi_turn_success_and_writes_the_run(tmp_path, capsys):
     out = core_demo.main(["--output-dir", str(tmp_path), "--grpo-steps", "2"])
     assert out["agreement"]["euler"] <= 1e-5 and out["agreement"]["dpm2"] <= 1e-5

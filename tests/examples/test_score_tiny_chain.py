@@ -2,11 +2,14 @@
 import re
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_score_tiny_chain_prints_shapes_both_judge_backends_and_cc_terms():
     out = subprocess.run([sys.executable, "-m", "examples.score_tiny_chain"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600)

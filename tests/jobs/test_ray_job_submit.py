@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from edit_rl.observability import read_metrics
@@ -43,6 +44,7 @@ def wait_for_jobs_api(address: str, env: dict, timeout_s: float = 120) -> None:
         time.sleep(2)
 
 
+@pytest.mark.ray
 def test_ray_job_submit_runs_the_cpu_default_on_a_started_cluster(tmp_path):
     # Ray 2.60 turns token auth on for a local `ray start`; a client sends the token (from the
     # user's Ray folder) only with RAY_AUTH_MODE=token, so both sides set it (README: pitfalls).

@@ -1,7 +1,7 @@
 """Tokenizers built from in-code vocabularies (no files, no hub): CLIP byte-level BPE and T5 Unigram.
 
 transformers 5.x builds both from arguments: ``CLIPTokenizer(vocab=..., merges=...)`` and
-``T5TokenizerFast(vocab=[(piece, score), ...])`` (../shared/notes/cpu-stack.md). They save and load
+``T5TokenizerFast(vocab=[(piece, score), ...])`` (docs/install.md). They save and load
 with ``save_pretrained`` / ``from_pretrained`` like the real ones.
 """
 

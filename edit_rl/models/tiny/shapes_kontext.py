@@ -1,6 +1,6 @@
 """The untrained miniature FLUX.1-Kontext of the shapes world ("tiny/shapes-kontext").
 
-Sizes from ../shared/notes/synthetic-world.md: a ``FluxTransformer2DModel`` on 4 x 4 RGB pixel
+Sizes from docs/shapes-world.md: a ``FluxTransformer2DModel`` on 4 x 4 RGB pixel
 patches (48 channels), hidden 128 = 4 heads of 32, rope axes (8, 12, 12), 3 double + 3 single
 blocks, guidance embedding; a word-level text encoder of width 128 over the world's vocabulary
 (16 words at most). FLUX.1-Kontext-dev's scheduler config. About 2.65M parameters.

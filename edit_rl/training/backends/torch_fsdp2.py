@@ -3,7 +3,8 @@
 With a process group of two or more ranks, every block of the transformer's block lists and then
 the root are sharded (FSDP2 averages gradients over the ranks in backward); with one rank (or no
 process group) the module is left as it is: sharding over one rank only adds all-gathers and
-DTensor dispatch to every block (benchmarks/RESULTS.md measured it in the learner stage). Checkpoints use torch.distributed.checkpoint's full state dicts
+DTensor dispatch to every block (results/benchmarks.md, ``overhead/learner-fsdp2-1-rank``).
+Checkpoints use torch.distributed.checkpoint's full state dicts
 (FQN keys, full tensors), so one written by R ranks loads on any number of ranks.
 """
 

@@ -8,6 +8,7 @@ import torch
 
 from edit_rl.config.schema import ConfigError, ConsistencyConfig
 from edit_rl.consistency import Chain, EdivalCC, PairSpec, TurnSpec, benchmark_cc
+from edit_rl.consistency.build import build_consistency
 
 TURNS = [TurnSpec(("red square",), ("red square", "blue circle"), True),
          TurnSpec(("blue circle",), ("red square", "blue circle", "cat"), True),
@@ -18,7 +19,7 @@ TURNS = [TurnSpec(("red square",), ("red square", "blue circle"), True),
 def edival_cc() -> EdivalCC:
     config = ConsistencyConfig(detector="tiny/grounding-dino", features="tiny/dinov3", image_size=64)
     config.validate()
-    return EdivalCC.from_config(config)
+    return build_consistency(config)
 
 
 def test_tiny_models_score_a_batch_of_chains(edival_cc):

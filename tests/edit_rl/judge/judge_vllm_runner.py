@@ -12,7 +12,7 @@ import time
 def main(out_path: str) -> None:
     import judge_cases  # this script's folder is sys.path[0]
 
-    from edit_rl.judge import build_judge
+    from edit_rl.judge.build import build_judge
     from edit_rl.judge.vllm_backend import CPU_ENV_DEFAULTS
 
     start = time.perf_counter()

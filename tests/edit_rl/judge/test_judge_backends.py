@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import judge_cases
-from edit_rl.judge import build_judge
+from edit_rl.judge.build import build_judge
 from edit_rl.judge.vllm_backend import CPU_ENV_DEFAULTS, apply_cpu_env_defaults
 
 HERE = Path(__file__).resolve().parent

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from edit_rl.config import load_config
-from edit_rl.observability import RunLogger, TrajectorySample, TurnSample, create_run_dir, read_metrics
+from edit_rl.observability import RunLogger, TrajectorySample, GridTurn, create_run_dir, read_metrics
 
 
 def test_a_step_goes_to_every_output_and_resume_continues_the_file(tmp_path):
@@ -15,7 +15,7 @@ def test_a_step_goes_to_every_output_and_resume_continues_the_file(tmp_path):
         for step in range(3):
             logger.log(step, {"reward": {"if_turn": [4.0, 3.0]}, "loss": 0.1, "timing/step_s": 2.0})
         path = logger.save_samples(2, [TrajectorySample(np.zeros((64, 64, 3), np.uint8),
-                                                        [TurnSample(np.ones((64, 64, 3)), "add a hat", 4.0, 0.9)])])
+                                                        [GridTurn(np.ones((64, 64, 3)), "add a hat", 4.0, 0.9)])])
     assert path == run.path / "samples" / "step_000002.png" and Image.open(path).size[0] > 0
     assert seen[0] == (0, {"reward/if_turn1": 4.0, "reward/if_turn2": 3.0, "loss": 0.1, "timing/step_s": 2.0})
     assert out.getvalue().splitlines()[0].startswith("step 1/4 (25%) | IF 4.00 / 3.00 | loss +0.1 | 2.00 s/step")

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from edit_rl.observability import GridLayout, TrajectorySample, TurnSample, make_sample_grid, save_sample_grid
+from edit_rl.observability import GridLayout, TrajectorySample, GridTurn, make_sample_grid, save_sample_grid
 from edit_rl.observability.sample_grid import fit_image, to_pil, wrap_text
 
 LONG = "replace the red umbrella with a bright yellow kite and make the sky look like a stormy evening"
@@ -13,7 +13,7 @@ def row(turns: int, size: int = 64) -> TrajectorySample:
     g = torch.Generator().manual_seed(turns)
     return TrajectorySample(
         input_image=np.full((size, size, 3), 200, np.uint8),
-        turns=[TurnSample(torch.rand(3, size, size, generator=g), LONG, if_score=4.2 - t, cc_score=0.9)
+        turns=[GridTurn(torch.rand(3, size, size, generator=g), LONG, if_score=4.2 - t, cc_score=0.9)
                for t in range(turns)])
 
 

@@ -176,7 +176,7 @@ def test_logit_scoring_grades_a_dirty_right_edit_by_its_junk_and_leaves_the_rest
 def test_the_judge_service_config_picks_the_scoring_and_rejects_yes_no():
     from edit_rl.config import ConfigError
     from edit_rl.config.schema import JudgeConfig
-    from edit_rl.judge.judge import build_judge
+    from edit_rl.judge.build import build_judge
 
     assert build_judge(JudgeConfig(backend="synthetic", scoring="sampled")).scoring == "sampled"
     assert build_judge(JudgeConfig(backend="synthetic")).scoring == "logit"

@@ -23,6 +23,7 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
+@pytest.mark.slow
 def test_cli_prints_cosines_iteration_records_and_verdict(tmp_path):
     out = tmp_path / "signal.json"
     run = subprocess.run([sys.executable, "-m", "experiments.shapes.learning_signal", "--iters", "2", "--json", str(out), *TINY],

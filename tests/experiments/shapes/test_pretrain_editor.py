@@ -59,6 +59,7 @@ def test_a_few_steps_write_a_loadable_checkpoint_and_its_report(tmp_path, capsys
     assert all(not torch.allclose(p, trained[n], atol=1e-3) for n, p in untrained.transformer.named_parameters())
 
 
+@pytest.mark.slow
 def test_the_shipped_checkpoint_is_small_and_succeeds_on_held_out_single_turns():
     folder = Path(resolve_model(SHIPPED))
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 15 * 2**20
