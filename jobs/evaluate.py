@@ -20,7 +20,7 @@ services as training; writes an evaluation folder:
     config.yaml     the resolved config
 
 Without --config it runs the synthetic world with the tiny random editor
-(jobs/configs/eval_synthetic.yaml, about a minute on 2 cores). A turn succeeds when the judge's
+(jobs/configs/eval_synthetic.yaml). A turn succeeds when the judge's
 score is >= reward.binary_threshold (the presets document their choice).
 """
 from __future__ import annotations

@@ -26,8 +26,7 @@ The difference between the k-path's turn-3 Overall and k = 1's is the sharpening
 groups of k: a policy that only re-weights its own k draws toward successes gains at most about
 that much (RL may also learn edits the editor never samples; on this base it has not).
 
-Time: about (1 + sum of the k's) x chains x 3 turns edits at ~20 edits/s on 2 cores; the default
-(600 chains, k = 1, 4, 16) is ~37 min.
+Cost: (1 + sum of the k's) x chains x 3 turns edits.
 """
 from __future__ import annotations
 

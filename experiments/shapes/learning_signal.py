@@ -24,24 +24,7 @@ mean trajectory IF reward as the reward config computes it, fine-averaged in [0,
 if_turn: per-turn mean judge score, raw 1-5 scale; r_cc / cc_turn likewise for CC; kept groups;
 loss and grad_norm of the update; seconds), then the verdict; --json writes them all to one file.
 
-Measured with the throwaway version of this script on the preset's earlier setting (8 chains x 8
-rollouts, 3 of 8 noise levels per sample): the fixed chains' mean IF reward rose 0.305 -> 0.367 in 5
-iterations (the updates do follow the reward); cos(gA1, gA2) and cos(gA1, gA3) were about 0.6, cos(gA1,
-gB1) about -0.05: what one batch teaches barely carries over to other chains (hence the preset's 16 x 4).
-On that preset (16 x 4, 1 of 8 levels; ``--iters 4``, one batch): cos(gA1, gA2), cos(gA1, gA3) 0.08,
--0.05 (noise-dominated), 0.29, 0.44 with ``objective.nft.shared_group_noise=true``; 0.50, 0.48 / 0.57,
-0.60 at 3 of 8 levels (``objective.nft.timestep_fraction=0.375``); 0.76, 0.80 / 0.85, 0.80 at all 8
-(1.0); cos(gA1, gB1) between -0.08 and +0.03 in all six; the direction test rose only with all 8
-levels and shared noise (0.237 -> 0.253), by -0.010 to +0.003 in the other five.
-The low-noise levels carry most of that noise: one level per sample drawn from the noisiest ones only
-(``objective.nft.min_sigma``; the grid is 1.00, 0.92, 0.83, 0.73, 0.61, 0.49, 0.35, 0.19) gives
-cos(gA1, gA2), cos(gA1, gA3) 0.44, 0.34 with ``min_sigma=0.7`` (4 levels) and 0.51, 0.34 with 0.9
-(2 levels), at the preset's cost; cos(gA1, gB1) +0.075 and -0.011. Every eligible level trained
-(``timestep_fraction=1``): 0.72, 0.79 and cos(gA1, gB1) +0.060 with 0.7, 0.74, 0.78 and +0.062 with
-0.9, 0.76, 0.80 and +0.015 with all 8 (``--iters 1`` or 2, one batch each).
-
-Time: ~20 s to load, then ~20-25 s per iteration on 2 quiet cores (the cosines cost about one
-iteration): ~3 min for the default 5 iterations. Several times slower beside a training run.
+Results and their readings: docs/research-log.md.
 """
 from __future__ import annotations
 

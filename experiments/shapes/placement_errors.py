@@ -3,7 +3,7 @@
     python -m experiments.shapes.placement_errors [--model checkpoints/shapes-base] [--kinds subject_add,position_change]
         [--chains 400] [--turns 256] [--steps 8] [--seed 0] [--json OUT]
 
-Why: the shipped base almost never adds or moves an object (3% and 0% single-turn success), and
+Why: the shipped base almost never adds or moves an object (checkpoints/shapes-base/report.md), and
 most held-out chains have such a turn, so these two kinds bound what RL on that base can gain at
 turn 3. This edits held-out single turns of the chosen kinds on their ground-truth inputs (the
 first ``--turns`` of ``--chains`` held-out chains; Euler, one seeded draw each) and takes each
