@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_scoring_quick_prints_and_saves_its_ratios(tmp_path):
     out = tmp_path / "figures.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks.scoring", "--quick", "--world", "synthetic",

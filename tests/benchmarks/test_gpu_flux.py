@@ -16,6 +16,7 @@ KEYS = {"gpu/flux-kontext/denoise-step/ours-vs-diffusers", "gpu/flux-kontext/lea
         "gpu/flux-kontext/learner/checkpointing-vs-none"}
 
 
+@pytest.mark.slow
 def test_tiny_quick_prints_and_saves_its_figures(tmp_path):
     out = tmp_path / "figures.json"
     run = subprocess.run([sys.executable, "-m", "benchmarks.gpu_flux", "--tiny", "--quick", "--json", str(out)],

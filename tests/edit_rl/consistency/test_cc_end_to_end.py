@@ -22,6 +22,7 @@ def edival_cc() -> EdivalCC:
     return build_consistency(config)
 
 
+@pytest.mark.slow
 def test_tiny_models_score_a_batch_of_chains(edival_cc):
     generator = torch.Generator().manual_seed(0)
     edited = [torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8, generator=generator) for _ in range(4)]

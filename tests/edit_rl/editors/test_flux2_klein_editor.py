@@ -114,6 +114,7 @@ def test_transformer_inputs_and_velocity_equal_the_pipelines(editor, pipeline, i
 
 
 @pytest.mark.parametrize("guidance", [1.0, 4.0])
+@pytest.mark.slow
 def test_full_euler_edit_equals_the_pipeline(path, pipeline, images, guidance):
     editor = Flux2KleinEditor(_cfg(guidance_scale=guidance))
     assert editor.do_cfg == (guidance > 1)
@@ -197,6 +198,7 @@ def test_condition_layout_and_an_output_size_other_than_the_reference(editor, im
         small.condition([PROMPT], images[:1, :, :40, :40])
 
 
+@pytest.mark.slow
 def test_three_turn_rollout(editor, images):
     chains = [["make it red", "add a hat", "zoom out"], ["remove the dog", "make it night", "add snow"]]
     r = rollout_chains(editor, images, chains, 2, SamplerConfig(method="dpm2", num_steps=2),

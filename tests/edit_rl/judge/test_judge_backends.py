@@ -80,6 +80,7 @@ def _assert_same(a: list[dict], b: list[dict], key: str) -> None:
         assert len(ra["values"]) == len(rb["values"])
 
 
+@pytest.mark.slow
 def test_vllm_ran_in_process_on_cpu_settings_without_overriding_the_user(vllm_report):
     assert vllm_report["backend"] == "VLLMJudgeBackend"
     assert vllm_report["env"] == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
@@ -88,11 +89,13 @@ def test_vllm_ran_in_process_on_cpu_settings_without_overriding_the_user(vllm_re
 
 
 @pytest.mark.parametrize("key", KEYS)
+@pytest.mark.slow
 def test_vllm_and_transformers_give_the_same_scores(vllm_report, transformers_results, key):
     _assert_same(vllm_report["results"][key]["batched"], transformers_results[key]["batched"], key)
 
 
 @pytest.mark.parametrize("backend", ["vllm", "transformers"])
+@pytest.mark.slow
 def test_batching_gives_the_same_results_as_one_request_at_a_time(vllm_report, transformers_results, backend):
     results = vllm_report["results"] if backend == "vllm" else transformers_results
     for key in KEYS:

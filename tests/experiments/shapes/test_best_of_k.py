@@ -85,6 +85,7 @@ def test_load_editor_with_lora_applies_the_saved_adapter(world, tmp_path):
     assert (v_loaded - v_base).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_command_line_writes_every_k(tmp_path):
     out = tmp_path / "bok.json"
     results = main(["--config", CONFIG, "--chains", "4", "--k", "1,2", "--seed", "9", "--threads", "1",
