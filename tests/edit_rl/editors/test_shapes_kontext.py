@@ -25,13 +25,7 @@ PROMPTS = ["Add a small red circle to the left of the large blue square.",
            "Add a small red circle to the right of the large blue square."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared, loaded 2-core machine two threads run these small ops ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(name: str = "tiny/shapes-kontext", dtype: str = "float32") -> EditorConfig:

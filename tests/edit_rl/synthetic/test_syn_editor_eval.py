@@ -20,13 +20,7 @@ from edit_rl.synthetic.turn_pairs import turn_pairs
 BLIND_SPOT = "color_alter"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared, loaded 2-core machine two threads run these small ops ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

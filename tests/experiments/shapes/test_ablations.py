@@ -7,7 +7,6 @@ import math
 import shutil
 
 import pytest
-import ray
 
 from edit_rl.config import load_config
 from experiments.shapes import ablation_report as report
@@ -165,15 +164,6 @@ def test_prune_keeps_only_the_final_lora(tmp_path):
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
     assert left == ["checkpoints", "checkpoints/step_000020", "checkpoints/step_000020/lora"]
 
-
-@pytest.fixture()
-def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False)
-    yield
-    from ray import serve
-
-    serve.shutdown()
-    ray.shutdown()
 
 
 def test_tiny_sweep_writes_the_results_and_a_second_run_skips_everything(tmp_path, local_ray, capsys, monkeypatch):

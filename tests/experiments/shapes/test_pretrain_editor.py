@@ -16,13 +16,7 @@ from experiments.shapes import pretrain_editor as job
 SHIPPED = "shapes/base"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared, loaded 2-core machine two threads run these small ops ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_learning_rate_warms_up_then_anneals_over_the_budget():

@@ -2,7 +2,6 @@
 end-to-end run on a local Ray cluster (1 training step on the shipped base editor, 3 held-out chains)
 that leaves the whole folder."""
 import pytest
-import ray
 
 from edit_rl.evaluation.summary import ModeSummary, TurnMetrics
 from experiments.shapes import proof as shapes_proof
@@ -46,15 +45,6 @@ def test_the_proof_says_how_many_steps_trained_and_when_the_budget_ended_them():
     assert shapes_proof.training_line(840.0, 33, 50, 14.0) == \
         "Training 14.0 min, 33 of 50 steps (stopped by `trainer.time_budget_minutes=14`)."
 
-
-@pytest.fixture()
-def local_ray():
-    ray.init(num_cpus=4, include_dashboard=False)
-    yield
-    from ray import serve
-
-    serve.shutdown()
-    ray.shutdown()
 
 
 def test_one_step_then_both_evaluations_and_the_proof(tmp_path, local_ray, capsys):
