@@ -153,15 +153,20 @@ def parameter_count(name: str) -> int:
     return sum(p.numel() for p in build_meta(name).parameters())
 
 
-def lora_parameter_count(name: str, rank: int, target_modules: tuple[str, ...]) -> int:
-    """Parameters of one LoRA adapter of ``rank`` on every nn.Linear of component ``name`` whose
-    qualified name ends with one of ``target_modules`` (peft's suffix match): rank x (in + out) each."""
+def lora_parameters_of(model: nn.Module, rank: int, target_modules: tuple[str, ...]) -> int:
+    """Parameters of one LoRA adapter of ``rank`` on every nn.Linear of ``model`` whose qualified name
+    ends with one of ``target_modules`` (peft's suffix match): rank x (in + out) each."""
     total = 0
-    for module_name, module in build_meta(name).named_modules():
+    for module_name, module in model.named_modules():
         if isinstance(module, nn.Linear) and any(
                 module_name == t or module_name.endswith("." + t) for t in target_modules):
             total += rank * (module.in_features + module.out_features)
     return total
+
+
+def lora_parameter_count(name: str, rank: int, target_modules: tuple[str, ...]) -> int:
+    """`lora_parameters_of` the full-size component ``name``."""
+    return lora_parameters_of(build_meta(name), rank, target_modules)
 
 
 def largest_block_parameters(name: str) -> int:

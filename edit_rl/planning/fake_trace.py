@@ -41,7 +41,8 @@ _ATTENTION_FLOPS = {  # the counter passes shapes, as to its own formulas
 
 
 class LiveBytes(TorchDispatchMode):
-    """Bytes of the storages created inside the mode and still referenced; ``peak`` is their maximum."""
+    """Bytes of the storages created inside the mode and still referenced; ``peak`` is their maximum.
+    Views and in-place results (outputs the operator's schema marks as aliases) add nothing."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -54,6 +55,8 @@ class LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
+        if any(r.alias_info is not None for r in func._schema.returns):
+            return out  # a view or an in-place result: no new storage
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
                 storage = t.untyped_storage()

@@ -78,7 +78,7 @@ def rollout_worker_memory(cfg: Config, card: Card) -> RoleMemory:
     rows = rollout_rows(cfg)
     t = transformer_costs(e.family, e.resolution, e.max_sequence_length, e.gradient_checkpointing)
     vae = vae_costs(e.family, e.resolution)
-    activations = rows * max(t.inference_bytes, vae.peak_bytes)
+    activations = max(t.batch_inference_bytes(rows), rows * vae.peak_bytes)
     fraction = cfg.cluster.rollout_num_gpus
     return RoleMemory(
         role="rollout worker", placement=f"replica of {' + '.join(parts)} ({e.dtype})", weights=weights,
@@ -111,7 +111,7 @@ def learner_rank_memory(cfg: Config, card: Card) -> RoleMemory:
         placement = f"{name} replicated (ZeRO-{lc.zero_stage}), only the LoRA is reduced"
     n_lora = lora_params(cfg)
     t = transformer_costs(e.family, e.resolution, e.max_sequence_length, e.gradient_checkpointing)
-    activations = lc.micro_batch_size * (t.training_bytes + t.inference_bytes)
+    activations = t.batch_training_bytes(lc.micro_batch_size) + lc.micro_batch_size * t.inference_bytes
     return RoleMemory(
         role="learner rank", placement=placement, weights=weights, lora=2 * n_lora * FP32,
         gradients=n_lora * FP32, optimizer=math.ceil(2 * n_lora * FP32 / lc.num_ranks), activations=activations,

@@ -1,6 +1,7 @@
 """FLOPs and activation bytes of each editor's transformer at a preset's shapes, from fake tensors.
 
-Everything is per sample (a batch of one): FLOPs and activations grow linearly with the batch.
+Costs are per sample: traced at batch 1 and 2, the increment is one sample's and the rest is held
+once per call (`per_sample_and_fixed`).
 A reduced-depth copy at the real width (one block of each kind) is traced with `trace_call`:
 one no-grad forward (a rollout step) and one forward + backward with frozen weights and, when the
 preset asks, per-block gradient checkpointing (a learner micro-batch). Full-depth numbers follow
@@ -27,7 +28,7 @@ BLOCK_LISTS = ("transformer_blocks", "single_transformer_blocks")
 
 @dataclass(frozen=True)
 class TransformerCosts:
-    """One call of the full-depth transformer on one sample.
+    """The full-depth transformer's cost per sample.
 
     forward_flops: a no-grad forward. training_flops: forward + backward with frozen weights
     (recomputation included when checkpointing). inference_bytes: peak activation bytes of the
@@ -42,6 +43,13 @@ class TransformerCosts:
     training_flops: int
     inference_bytes: int
     training_bytes: int
+    fixed_bytes: int  # held once per call whatever the batch
+
+    def batch_inference_bytes(self, batch: int) -> int:
+        return self.fixed_bytes + batch * self.inference_bytes
+
+    def batch_training_bytes(self, batch: int) -> int:
+        return self.fixed_bytes + batch * self.training_bytes
 
 
 def image_tokens(resolution: int) -> int:
@@ -114,10 +122,18 @@ def _per_block_kept(model: nn.Module, run: Callable[[], None], checkpointing: bo
     return kept
 
 
-@functools.lru_cache(maxsize=None)
-def transformer_costs(family: str, resolution: int, text_tokens: int,
-                      gradient_checkpointing: bool, dtype: torch.dtype = torch.bfloat16) -> TransformerCosts:
-    """Trace the family's transformer (one block per kind, real width) and scale to full depth."""
+@dataclass(frozen=True)
+class _DepthScaled:
+    """A reduced-depth trace scaled to full depth at one batch size."""
+
+    forward_flops: int
+    training_flops: int
+    inference_bytes: int
+    training_bytes: int
+
+
+def _trace_full_depth(family: str, batch: int, resolution: int, text_tokens: int, gradient_checkpointing: bool,
+                      dtype: torch.dtype) -> _DepthScaled:
     name = TRANSFORMER_OF[family]
     doubles, singles = block_counts(name)
     counts = {kind: n for kind, n in zip(BLOCK_LISTS, (doubles, singles)) if n}
@@ -125,7 +141,7 @@ def transformer_costs(family: str, resolution: int, text_tokens: int,
     with FakeTensorMode():
         model = build_on(name, "cpu", dtype, **reduced)
         model.requires_grad_(False)
-        inputs = _inputs(family, model, 1, resolution, text_tokens)
+        inputs = _inputs(family, model, batch, resolution, text_tokens)
         inputs = {k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
                   for k, v in inputs.items()}
 
@@ -133,24 +149,43 @@ def transformer_costs(family: str, resolution: int, text_tokens: int,
             with torch.no_grad():
                 model(**inputs, return_dict=False)
 
-        def forward_backward() -> None:
+        def with_grad() -> torch.Tensor:
             hidden = inputs["hidden_states"].detach().requires_grad_(True)
-            out = model(**{**inputs, "hidden_states": hidden}, return_dict=False)[0]
-            out.float().pow(2).mean().backward()
+            return model(**{**inputs, "hidden_states": hidden}, return_dict=False)[0]
 
         inference = trace_call(forward)
         if gradient_checkpointing:
             model.enable_gradient_checkpointing()
-        training = trace_call(forward_backward)
+        training = trace_call(lambda: with_grad().float().pow(2).mean().backward())
         model.disable_gradient_checkpointing()
-        kept = _per_block_kept(model, lambda: model(**{**inputs, "hidden_states": inputs["hidden_states"].detach()
-                                                       .requires_grad_(True)}, return_dict=False),
-                               gradient_checkpointing)
+        kept = _per_block_kept(model, with_grad, gradient_checkpointing)
     per_block = {kind: inference.module_flops[f"{type(model).__name__}.{kind}.0"] for kind in counts}
     forward_flops = full_depth_flops(inference.flops, per_block, counts)
+    return _DepthScaled(forward_flops, round(training.flops * forward_flops / inference.flops),
+                        inference.peak_bytes, full_depth_training_bytes(training.peak_bytes, kept, counts))
+
+
+def per_sample_and_fixed(at_one: int, at_two: int) -> tuple[int, int]:
+    """(per sample, fixed) of a cost linear in the batch, c(B) = fixed + B x per_sample, from B = 1, 2.
+    The fixed part is what every call holds once: rotary tables, timestep embeddings."""
+    per_sample = at_two - at_one
+    return per_sample, at_one - per_sample
+
+
+@functools.lru_cache(maxsize=None)
+def transformer_costs(family: str, resolution: int, text_tokens: int,
+                      gradient_checkpointing: bool, dtype: torch.dtype = torch.bfloat16) -> TransformerCosts:
+    """Trace the family's transformer (one block per kind, real width) at batch 1 and 2, scale each to
+    full depth and keep the per-sample increment (`per_sample_and_fixed`); the fixed part is kept in
+    ``fixed_bytes`` (the larger of inference and training)."""
+    one = _trace_full_depth(family, 1, resolution, text_tokens, gradient_checkpointing, dtype)
+    two = _trace_full_depth(family, 2, resolution, text_tokens, gradient_checkpointing, dtype)
+    inference, inference_fixed = per_sample_and_fixed(one.inference_bytes, two.inference_bytes)
+    training, training_fixed = per_sample_and_fixed(one.training_bytes, two.training_bytes)
     return TransformerCosts(
         family=family, image_tokens=image_tokens(resolution), text_tokens=text_tokens,
-        gradient_checkpointing=gradient_checkpointing, forward_flops=forward_flops,
-        training_flops=round(training.flops * forward_flops / inference.flops),
-        inference_bytes=inference.peak_bytes,
-        training_bytes=full_depth_training_bytes(training.peak_bytes, kept, counts))
+        gradient_checkpointing=gradient_checkpointing,
+        forward_flops=per_sample_and_fixed(one.forward_flops, two.forward_flops)[0],
+        training_flops=per_sample_and_fixed(one.training_flops, two.training_flops)[0],
+        inference_bytes=inference, training_bytes=training,
+        fixed_bytes=max(0, inference_fixed, training_fixed))
