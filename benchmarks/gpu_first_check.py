@@ -114,18 +114,29 @@ def attention_backends(device: str) -> dict[str, Any]:
 
 
 def roles_on_device(device: str) -> dict[str, Any]:
-    """The tiny FLUX.1-Kontext editor (built locally, no download) loaded on ``device`` by `load_editor`:
-    every parameter of every component must be there."""
+    """The roles' models, tiny and built locally (no download), loaded by the library on ``device``:
+    the FLUX.1-Kontext editor (`load_editor`, what a rollout worker and a learner rank hold), the CC
+    service's detector and feature extractor (`EdivalCC.from_config`) and the judge's transformers
+    backend. Every parameter must be on ``device``."""
+    from edit_rl.config.schema import ConsistencyConfig
+    from edit_rl.consistency.edival_cc import EdivalCC
     from edit_rl.editors.load import load_editor
+    from edit_rl.judge.transformers_backend import TransformersJudgeBackend
+    from edit_rl.models.registry import resolve_model
 
     editor = load_editor(EditorConfig(name_or_path="tiny/flux-kontext", dtype="float32", resolution=64), device)
+    cc = EdivalCC.from_config(ConsistencyConfig(detector="tiny/grounding-dino", features="tiny/dinov3",
+                                                image_size=64), device)
+    judge = TransformersJudgeBackend(resolve_model("tiny/qwen3-vl"), "float32", device)
+    modules = {f"editor.{name}": m for name, m in vars(editor).items() if isinstance(m, torch.nn.Module)}
+    modules |= {"cc.detector": cc.detector.model, "cc.features": cc.features.model, "judge": judge.model}
+    expected = str(torch.device(device).type)
     placed = {}
-    for name, module in vars(editor).items():
-        if isinstance(module, torch.nn.Module):
-            devices = {str(p.device) for p in module.parameters()}
-            placed[name] = sorted(devices)
-            if devices != {str(torch.device(device if device != "cuda" else "cuda:0"))}:
-                raise RuntimeError(f"editor.{name} is on {sorted(devices)}, expected {device}")
+    for name, module in modules.items():
+        devices = sorted({p.device.type for p in module.parameters()})
+        placed[name] = devices
+        if devices != [expected]:
+            raise RuntimeError(f"{name} is on {devices}, expected {expected}")
     return {"components": placed}
 
 

@@ -18,6 +18,9 @@ def test_whole_script_on_a_tiny_flux_on_cpu(tmp_path, monkeypatch):
                      "rollout dpm2", "learner step nft", "learner step grpo"]
     assert all(c["ok"] for c in data["checks"])
     assert data["checks"][1]["sdpa"]["MATH"] == "ok"
+    placed = data["checks"][2]["components"]
+    assert {"editor.transformer", "editor.text_encoder_2", "cc.detector", "cc.features", "judge"} <= set(placed)
+    assert all(devices == ["cpu"] for devices in placed.values())
     markdown = report.with_suffix(".md").read_text()
     assert markdown.startswith("# python -m benchmarks.gpu_first_check")
 
