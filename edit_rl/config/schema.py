@@ -434,6 +434,10 @@ class ClusterConfig:
     # down, at least 1 (Ray's own OMP_NUM_THREADS rule). On one small machine in sync mode, where
     # rollouts and the learner take turns, the core count lets each stage use the whole machine.
     cpu_threads: int = 0
+    # The node shape the preset is sized for (the planner, jobs/plan.py, checks memory and placement
+    # against it); None: not a GPU preset.
+    gpu_type: Optional[Literal["b200", "h200", "h100", "a100-80"]] = None
+    gpus_per_node: int = 8
 
     def validate(self, prefix: str = "cluster") -> None:
         for name in ("placement_strategy", "rollout_strategy", "service_strategy"):
@@ -453,6 +457,7 @@ class ClusterConfig:
                f"workers then share the learner ranks' placement group, placed with {prefix}.placement_strategy="
                f"{self.placement_strategy!r}; set both to the same strategy")
         _check(self.max_restarts >= -1, f"{prefix}.max_restarts", "must be >= -1 (-1: unlimited)")
+        _check(self.gpus_per_node >= 1, f"{prefix}.gpus_per_node", f"must be >= 1, got {self.gpus_per_node}")
         _check(self.cpu_threads >= 0, f"{prefix}.cpu_threads", f"must be >= 0 (0: from the CPU reservation), "
                f"got {self.cpu_threads}")
 
