@@ -26,3 +26,9 @@ def test_bulky_folders_stay_behind(excluded, path):
                                   "checkpoints/shapes-base/report.md", "actors/trainer.py", "results/gpu/README.md"])
 def test_code_and_the_shipped_editor_travel(excluded, path):
     assert not excluded(ROOT / path)
+
+
+def test_the_kuberay_job_excludes_the_same_folders():
+    runtime_env = yaml.safe_load((ROOT / "cluster" / "runtime_env.yaml").read_text())
+    rayjob = yaml.safe_load((ROOT / "cluster" / "kuberay-rayjob.yaml").read_text())
+    assert yaml.safe_load(rayjob["spec"]["runtimeEnvYAML"])["excludes"] == runtime_env["excludes"]
