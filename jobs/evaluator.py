@@ -29,8 +29,8 @@ import ray
 from actors.dispatch import rollout_seed
 from actors.eval_dispatch import EvalDispatcher, EvalRequest, ScoredTrajectory
 from actors.placement import RolePlacement
-from actors.rollout_worker import ChainInput, RolloutRequest, start_rollout_workers
-from actors.scoring_services import start_services, stop_services
+from actors.rollout_worker import ChainInput, RolloutRequest, start_rollout_workers, wait_for_rollout_workers
+from actors.scoring_services import deploy_services, stop_services, wait_for_services
 from edit_rl.config import Config
 from edit_rl.data import EditChain, RowError, turn_specs
 from edit_rl.evaluation import EvalData, TurnRecord, load_eval_chains, turn_succeeded
@@ -74,9 +74,12 @@ class Evaluator:
         self.placement = RolePlacement(cfg, learner=False)
         try:
             self.workers = start_rollout_workers(cfg, self.placement.rollout)
-            judge, consistency = start_services(cfg, app_prefix=APP_PREFIX)
+            judge, consistency = deploy_services(cfg, app_prefix=APP_PREFIX)
+            wait_for_rollout_workers(self.workers)  # while the service replicas start
+            wait_for_services(cfg, app_prefix=APP_PREFIX)
         except BaseException:
             self.placement.remove()
+            stop_services(APP_PREFIX)
             raise
         self.dispatcher = EvalDispatcher(self.workers, judge, consistency)
         self.weights: tuple[int, list] = (BASE_WEIGHTS_VERSION, [])

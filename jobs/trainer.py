@@ -34,7 +34,7 @@ from actors.dispatch import PendingStep, RolloutDispatcher
 from actors.learner import LearnerGroup, LearnerRankError
 from actors.metrics import RayMetrics
 from actors.placement import RolePlacement
-from actors.rollout_worker import ChainInput, start_rollout_workers
+from actors.rollout_worker import ChainInput, start_rollout_workers, wait_for_rollout_workers
 from actors.scoring_services import deploy_services, stop_services, wait_for_services
 from edit_rl.buffer import GroupAssembler, build_training_batch, shard_samples
 from edit_rl.config import Config
@@ -75,6 +75,7 @@ class Trainer:
             judge, consistency = deploy_services(cfg)
             self.dispatcher = RolloutDispatcher(cfg, self.workers, judge, consistency)
             self.learners = LearnerGroup(cfg, self.placement.learner)  # while the service replicas start
+            wait_for_rollout_workers(self.workers)
             wait_for_services(cfg)
         except BaseException:
             self.placement.remove()  # also stops the workers (and ranks) already in it

@@ -21,7 +21,7 @@ queries, and cheap with vLLM's prefix cache since every pass extends the previou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from PIL import Image
 
@@ -38,6 +38,9 @@ from edit_rl.judge.scoring import (
     parse_answer,
     parse_turn_answers,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 ANSWER_TOKENS_PER_TURN = 16  # sampled mode: room for '"Turn k": [[n]],\n' per turn after any reasoning
 
@@ -188,9 +191,11 @@ class Judge:
         return results
 
 
-def build_judge(config: JudgeConfig, model_path: Optional[str] = None) -> Judge:
+def build_judge(config: JudgeConfig, model_path: Optional[str] = None,
+                device: Optional[torch.device] = None) -> Judge:
     """Load the judge named by ``config.model`` (a hub id, a local folder, or a "tiny/..." name
-    built locally by ``edit_rl.models.resolve_model``) on ``config.backend``."""
+    built locally by ``edit_rl.models.resolve_model``) on ``config.backend``, on ``device`` (a
+    service replica's ``edit_rl.device.role_device``; None: CUDA where available, else the CPU)."""
     if config.backend == "synthetic":  # the verifiable shapes-world judge, served the same way
         from edit_rl.synthetic.judge import SyntheticJudge
 
@@ -204,9 +209,11 @@ def build_judge(config: JudgeConfig, model_path: Optional[str] = None) -> Judge:
         from edit_rl.judge.vllm_backend import VLLMJudgeBackend
 
         backend = VLLMJudgeBackend(model_path, dtype=config.dtype, max_model_len=config.max_model_len,
-                                   max_images=config.max_images_per_prompt, seed=config.seed)
+                                   max_images=config.max_images_per_prompt, seed=config.seed, device=device,
+                                   gpu_memory_utilization=config.gpu_memory_utilization,
+                                   max_num_seqs=config.max_num_seqs, max_pixels=config.max_pixels)
     else:
         from edit_rl.judge.transformers_backend import TransformersJudgeBackend
 
-        backend = TransformersJudgeBackend(model_path, dtype=config.dtype)
+        backend = TransformersJudgeBackend(model_path, dtype=config.dtype, device=device)
     return Judge(backend, config)
