@@ -65,18 +65,21 @@ class LearnerActor:
         import torch
         import torch.distributed as torch_dist
 
+        from edit_rl.device import allow_tf32, role_device
         from edit_rl.training.learner import Learner
 
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
-        gpu = self.cfg.learner.num_gpus_per_rank > 0
-        if gpu:
+        device = role_device(self.cfg.learner.num_gpus_per_rank, f"learner rank {self.rank}",
+                             "learner.num_gpus_per_rank")
+        if device.type == "cuda":
             torch.cuda.set_device(0)  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU
         else:
             torch.set_num_threads(cpu_threads(self.cfg, self.cfg.learner.num_cpus_per_rank))
-        torch_dist.init_process_group("nccl" if gpu else "gloo", rank=self.rank, world_size=self.world_size,
-                                      timeout=PROCESS_GROUP_TIMEOUT)
-        self.learner = Learner(self.cfg, device="cuda" if gpu else "cpu")
+        allow_tf32(self.cfg.cluster.allow_tf32, device)
+        torch_dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=self.rank,
+                                      world_size=self.world_size, timeout=PROCESS_GROUP_TIMEOUT)
+        self.learner = Learner(self.cfg, device=str(device))
 
     def train_step(self, micro_batches: Sequence[SampleMicroBatch], step: int) -> dict[str, float]:
         from edit_rl.training.micro_batch import build_micro_batch

@@ -7,7 +7,7 @@
 The order: placement groups first (``cluster.*``: separate or co-located rollout / learner groups),
 then the rollout workers in their bundles, then the judge and consistency Serve applications are
 deployed; the learner group starts while the service replicas come up, and the call returns once
-both services run. A failure anywhere releases what was already started and re-raises.
+every rollout worker has loaded its editor and both services run. A failure anywhere releases what was already started and re-raises.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import ray
 
 from actors.learner import LearnerGroup
 from actors.placement import RolePlacement
-from actors.rollout_worker import start_rollout_workers
+from actors.rollout_worker import start_rollout_workers, wait_for_rollout_workers
 from actors.scoring_services import deploy_services, stop_services, wait_for_services
 from edit_rl.config import Config
 
@@ -65,6 +65,7 @@ def start_roles(cfg: Config, learner: bool, app_prefix: str = TRAINING_APP_PREFI
         workers = start_rollout_workers(cfg, placement.rollout)
         judge, consistency = deploy_services(cfg, app_prefix)
         learners = LearnerGroup(cfg, placement.learner) if learner else None  # while the replicas start
+        wait_for_rollout_workers(workers)  # a worker whose start failed raises here, before any rollout
         wait_for_services(cfg, app_prefix)
     except BaseException:
         placement.remove()  # also stops the workers (and ranks) already in it

@@ -80,16 +80,20 @@ class RolloutWorker:
     """Thin wrapper: edit_rl's editor + rollout_chains + split_rollout, weights by version."""
 
     def __init__(self, cfg: Config, worker_index: int):
+        from edit_rl.device import allow_tf32, role_device
         from edit_rl.editors.load import load_editor
-        from edit_rl.editors.lora import add_lora
+        from edit_rl.editors.lora import add_lora, cast_adapters_
         from edit_rl.editors.lora_targets import lora_config_for
 
-        if cfg.cluster.rollout_num_gpus == 0:
+        device = role_device(cfg.cluster.rollout_num_gpus, f"rollout worker {worker_index}", "cluster.rollout_num_gpus")
+        if device.type == "cpu":
             torch.set_num_threads(cpu_threads(cfg, cfg.cluster.rollout_num_cpus))
+        allow_tf32(cfg.cluster.allow_tf32, device)
         torch.manual_seed(cfg.trainer.seed + worker_index)
         self.cfg = cfg
-        self.editor = load_editor(cfg.editor)
+        self.editor = load_editor(cfg.editor, device)
         add_lora(self.editor.transformer, lora_config_for(self.editor, cfg.lora), with_old=True)
+        cast_adapters_(self.editor.transformer, getattr(torch, cfg.lora.rollout_dtype))
         # DiffusionNFT samples with the old policy; Flow-GRPO with the current one.
         self.adapter = "old" if cfg.objective.name == "nft" else "default"
         self.version = -1
@@ -161,3 +165,15 @@ def start_rollout_workers(cfg: Config, slots: RoleSlots) -> list:
                                   max_restarts=cc.max_restarts, max_task_retries=0,
                                   scheduling_strategy=slots.scheduling_strategy(i)).remote(cfg, i)
             for i in range(cfg.rollout.num_workers)]
+
+
+def wait_for_rollout_workers(workers: list) -> None:
+    """Block until every worker has loaded its editor; a worker whose start failed (e.g. it
+    reserved a GPU its node lacks: edit_rl.device.role_device) raises its error here, before any
+    rollout is sent."""
+    pings = [w.ping.remote() for w in workers]
+    for index, ping in enumerate(pings):
+        try:
+            ray.get(ping)
+        except ray.exceptions.RayActorError as err:
+            raise RuntimeError(f"rollout worker {index} failed to start: {err}") from err

@@ -80,9 +80,12 @@ async def _fetch(items) -> list:
 @serve.deployment(name="judge")
 class JudgeService:
     def __init__(self, cfg: Config):
+        from edit_rl.device import allow_tf32, role_device
         from edit_rl.judge.build import build_judge
 
-        self.judge = build_judge(cfg.judge)
+        device = role_device(cfg.judge.scaling.num_gpus, "judge replica", "judge.scaling.num_gpus")
+        allow_tf32(cfg.cluster.allow_tf32, device)
+        self.judge = build_judge(cfg.judge, device=device)
         _configure_batching(self.score_batch, cfg.judge.scaling)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.05)
@@ -108,8 +111,11 @@ class JudgeService:
 class ConsistencyService:
     def __init__(self, cfg: Config):
         from edit_rl.consistency.build import build_consistency
+        from edit_rl.device import allow_tf32, role_device
 
-        self.scorer = build_consistency(cfg.consistency)
+        device = role_device(cfg.consistency.scaling.num_gpus, "consistency replica", "consistency.scaling.num_gpus")
+        allow_tf32(cfg.cluster.allow_tf32, device)
+        self.scorer = build_consistency(cfg.consistency, device=device)
         self.pairing = cfg.consistency.pairing
         _configure_batching(self.score_batch, cfg.consistency.scaling)
 
@@ -144,7 +150,7 @@ def deployment_options(scaling: ServiceScaling, strategy: str = "PACK") -> dict:
         **service_placement(scaling, strategy),
         "autoscaling_config": {"min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
                                "initial_replicas": scaling.min_replicas,
-                               "target_ongoing_requests": scaling.target_ongoing_requests},
+                               "target_ongoing_requests": scaling.autoscaling_target},
         "max_ongoing_requests": max(2 * scaling.max_batch_size, 4),
         "ray_actor_options": {"num_cpus": scaling.num_cpus, "num_gpus": scaling.num_gpus,
                               # vLLM on CPU warns on every request about thread binding
@@ -227,7 +233,7 @@ def wait_until_running(apps: dict[str, tuple[str, ServiceScaling]], strategy: st
             elif status.status in ("DEPLOY_FAILED", "UNHEALTHY"):
                 details = "; ".join(d.message for d in status.deployments.values() if d.message)
                 raise RuntimeError(f"Serve application {app!r} failed to deploy ({status.status}): "
-                                   f"{status.message or details}")
+                                   f"{'; '.join(m for m in (status.message, details) if m)}")
         if pending and time.monotonic() > deadline:
             waiting = {app: n for app in pending if (n := unplaced_replicas(app))}
             if waiting:

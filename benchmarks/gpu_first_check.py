@@ -116,17 +116,17 @@ def attention_backends(device: str) -> dict[str, Any]:
 def roles_on_device(device: str) -> dict[str, Any]:
     """The roles' models, tiny and built locally (no download), loaded by the library on ``device``:
     the FLUX.1-Kontext editor (`load_editor`, what a rollout worker and a learner rank hold), the CC
-    service's detector and feature extractor (`EdivalCC.from_config`) and the judge's transformers
+    service's detector and feature extractor (`build_consistency`) and the judge's transformers
     backend. Every parameter must be on ``device``."""
     from edit_rl.config.schema import ConsistencyConfig
-    from edit_rl.consistency.edival_cc import EdivalCC
+    from edit_rl.consistency.build import build_consistency
     from edit_rl.editors.load import load_editor
     from edit_rl.judge.transformers_backend import TransformersJudgeBackend
     from edit_rl.models.registry import resolve_model
 
     editor = load_editor(EditorConfig(name_or_path="tiny/flux-kontext", dtype="float32", resolution=64), device)
-    cc = EdivalCC.from_config(ConsistencyConfig(detector="tiny/grounding-dino", features="tiny/dinov3",
-                                                image_size=64), device)
+    cc = build_consistency(ConsistencyConfig(detector="tiny/grounding-dino", features="tiny/dinov3",
+                                             image_size=64), device)
     judge = TransformersJudgeBackend(resolve_model("tiny/qwen3-vl"), "float32", device)
     modules = {f"editor.{name}": m for name, m in vars(editor).items() if isinstance(m, torch.nn.Module)}
     modules |= {"cc.detector": cc.detector.model, "cc.features": cc.features.model, "judge": judge.model}

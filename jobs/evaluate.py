@@ -3,7 +3,8 @@
     python -m jobs.evaluate [--config jobs/configs/<preset>.yaml] [--lora RUN/checkpoints/step_N/lora]
                             [--label NAME] [--compare EVAL_DIR ...] [--output DIR | --output-dir PARENT]
                             [key=value ...]
-    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m jobs.evaluate --config ...
+    ray job submit --address http://127.0.0.1:8265 --working-dir . --runtime-env cluster/runtime_env.yaml \
+        -- python -m jobs.evaluate --config ...
 
 Generates the chains of ``evaluation.source`` turn by turn (and each instruction alone on the
 input image) with the preset's editor, plus the LoRA checkpoint if given, on rollout workers; scores

@@ -1,7 +1,8 @@
 """MT-EditFlow training on Ray: the entrypoint users run or submit.
 
     python -m jobs.train [--config jobs/configs/<preset>.yaml] [--output-dir DIR] [--resume [RUN_DIR]] [key=value ...]
-    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m jobs.train --config ...
+    ray job submit --address http://127.0.0.1:8265 --working-dir . --runtime-env cluster/runtime_env.yaml \
+        -- python -m jobs.train --config ...
 
 Without --config it runs the CPU default (jobs/configs/cpu_tiny.yaml). Without a cluster address
 (--address or $RAY_ADDRESS, which `ray job submit` sets) it starts a local Ray.

@@ -54,6 +54,10 @@ class LoRAConfig:
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: [
         "to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"])
+    # The LoRA's dtype on the rollout workers, which only sample (the learner keeps float32 master
+    # weights). "bfloat16" halves the adapters' memory and matmul cost there; whether it changes
+    # the rollouts enough to matter is to be measured on the first GPU.
+    rollout_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
     def validate(self, prefix: str = "lora") -> None:
         _check(self.rank > 0, f"{prefix}.rank", f"must be > 0, got {self.rank}")
@@ -198,7 +202,10 @@ class ServiceScaling:
 
     min_replicas: int = 1
     max_replicas: int = 4
-    target_ongoing_requests: float = 4.0
+    # Requests in flight per replica that Serve's autoscaler aims at. None: max_batch_size, so a
+    # replica adds a peer only once it has more than a full batch waiting (a small fixed target
+    # would scale a judge to max_replicas on one step's burst of requests).
+    target_ongoing_requests: Optional[float] = None
     max_batch_size: int = 16
     batch_wait_timeout_s: float = 0.05
     num_cpus: float = 1.0
@@ -207,10 +214,16 @@ class ServiceScaling:
     def validate(self, prefix: str) -> None:
         _check(1 <= self.min_replicas <= self.max_replicas, f"{prefix}.min_replicas",
                f"must satisfy 1 <= min_replicas <= max_replicas, got {self.min_replicas}, {self.max_replicas}")
-        _check(self.target_ongoing_requests > 0, f"{prefix}.target_ongoing_requests", "must be > 0")
+        _check(self.target_ongoing_requests is None or self.target_ongoing_requests > 0,
+               f"{prefix}.target_ongoing_requests", "must be > 0, or null for max_batch_size")
         _check(self.max_batch_size >= 1, f"{prefix}.max_batch_size", "must be >= 1")
         _check(self.batch_wait_timeout_s >= 0, f"{prefix}.batch_wait_timeout_s", "must be >= 0")
         _check(self.num_cpus >= 0 and self.num_gpus >= 0, f"{prefix}.num_cpus", "resources must be >= 0")
+
+    @property
+    def autoscaling_target(self) -> float:
+        """``target_ongoing_requests``, or ``max_batch_size`` when it is None."""
+        return float(self.max_batch_size if self.target_ongoing_requests is None else self.target_ongoing_requests)
 
 
 @dataclass
@@ -230,6 +243,13 @@ class JudgeConfig:
     max_model_len: int = 8192
     max_images_per_prompt: int = 4  # reference + one image per turn (multi_turn mode)
     seed: int = 0
+    # vLLM engine (backend=vllm). gpu_memory_utilization: the share of the GPU the engine takes
+    # (weights, activations, KV cache); max_num_seqs: sequences it batches at once (None: vLLM's
+    # default); max_pixels: the image processor's largest image in pixels, also the size vLLM
+    # profiles memory with (None: the processor's default, 16 megapixels for Qwen-VL).
+    gpu_memory_utilization: float = 0.9
+    max_num_seqs: Optional[int] = None
+    max_pixels: Optional[int] = None
     scaling: ServiceScaling = field(default_factory=ServiceScaling)
 
     def validate(self, prefix: str = "judge") -> None:
@@ -242,6 +262,11 @@ class JudgeConfig:
         _check(self.max_model_len >= 256, f"{prefix}.max_model_len", f"must be >= 256, got {self.max_model_len}")
         _check(self.max_images_per_prompt >= 2, f"{prefix}.max_images_per_prompt",
                "must be >= 2 (reference and edited image)")
+        _check(0 < self.gpu_memory_utilization <= 1, f"{prefix}.gpu_memory_utilization",
+               f"must be in (0, 1], got {self.gpu_memory_utilization}")
+        _check(self.max_num_seqs is None or self.max_num_seqs >= 1, f"{prefix}.max_num_seqs", "must be >= 1 or null")
+        _check(self.max_pixels is None or self.max_pixels > 0, f"{prefix}.max_pixels",
+               f"must be > 0 or null, got {self.max_pixels}")
         self.scaling.validate(f"{prefix}.scaling")
 
 
@@ -438,6 +463,9 @@ class ClusterConfig:
     # against it); None: not a GPU preset.
     gpu_type: Optional[Literal["b200", "h200", "h100", "a100-80"]] = None
     gpus_per_node: int = 8
+    # TensorFloat-32 float32 matmuls in every role on a GPU (edit_rl.device.allow_tf32); off keeps
+    # torch's default. Its speed and its effect on rewards are to be measured on the first GPU.
+    allow_tf32: bool = False
 
     def validate(self, prefix: str = "cluster") -> None:
         for name in ("placement_strategy", "rollout_strategy", "service_strategy"):

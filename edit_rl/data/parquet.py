@@ -133,8 +133,9 @@ def read_chains(path: str | Path) -> ChainReadResult:
     """Every usable chain of a Parquet file, and a :class:`RowError` for each malformed row
     (a repeated chain id is an error on its second and later rows). Raises
     :class:`ChainDataError` if the file cannot be read, lacks a required column, or has no
-    usable row."""
-    path = Path(path)
+    usable row. ``path``: a local path, or a URI that pyarrow reads (``s3://``, ``gs://``,
+    ``hdfs://``), e.g. where a cluster's nodes share no filesystem."""
+    path = str(path) if "://" in str(path) else Path(path)  # Path would fold "s3://" into "s3:/"
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as err:

@@ -25,6 +25,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import load_file
+import torch
 from torch import Tensor, nn
 
 from edit_rl.config.schema import LoRAConfig
@@ -84,6 +85,14 @@ def add_lora(transformer: nn.Module, cfg: LoRAConfig, with_old: bool = True) -> 
         copy_default_to_old_(transformer)
     transformer.set_adapter(DEFAULT_ADAPTER)
     _freeze_all_but_default(transformer)
+
+
+def cast_adapters_(transformer: nn.Module, dtype: torch.dtype) -> None:
+    """Every adapter's LoRA weights in ``dtype`` (``lora.rollout_dtype``: rollout workers only
+    sample, so they need no float32 master weights; later weight syncs are copied into this dtype)."""
+    for name in transformer.peft_config:
+        for _, p in adapter_parameters(transformer, name):
+            p.data = p.data.to(dtype)
 
 
 def trainable_parameters(transformer: nn.Module) -> list[nn.Parameter]:

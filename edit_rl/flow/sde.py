@@ -125,7 +125,10 @@ def sde_step_with_logprob(
         mean = cps_mean(x, v, s, s_next, std)
         noise_std = std
     if prev_sample is None:
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        # Drawn where the generator lives (CUDA refuses a CPU generator for a CUDA tensor), then
+        # moved: the same seed gives the same noise on every device.
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                            device=generator.device if generator is not None else x.device).to(x.device)
         prev_sample = mean + noise_std * noise
     else:
         prev_sample = prev_sample.to(x.dtype)

@@ -50,23 +50,44 @@ def _eos_token_ids(model_path: str, tokenizer: Any) -> set[int]:
     return ids
 
 
+def engine_arguments(model_path: str, dtype: str, max_model_len: int, max_images: int, seed: int, on_cpu: bool,
+                     gpu_memory_utilization: float, max_num_seqs: int | None,
+                     max_pixels: int | None) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments of the judge's engine (unset options keep vLLM's defaults)."""
+    args: dict[str, Any] = dict(model=model_path, dtype=dtype, max_model_len=max_model_len,
+                                limit_mm_per_prompt={"image": max_images, "video": 0}, seed=seed,
+                                gpu_memory_utilization=gpu_memory_utilization)
+    if max_num_seqs is not None:
+        args["max_num_seqs"] = max_num_seqs
+    if max_pixels is not None:
+        args["mm_processor_kwargs"] = {"max_pixels": max_pixels}
+    if on_cpu:
+        args["distributed_executor_backend"] = "uni"
+    return args
+
+
 class VLLMJudgeBackend:
-    """``model_path``: hub id or local folder. ``max_images``: images per prompt (reference + turns)."""
+    """``model_path``: hub id or local folder. ``max_images``: images per prompt (reference + turns).
+    ``device``: "cuda" or "cpu" (None: CUDA where available); the engine's own platform places
+    the model, so "cpu" here only selects the in-process CPU settings above. The remaining
+    arguments go to the engine (``judge.*`` in the config): ``gpu_memory_utilization``,
+    ``max_num_seqs`` (None: vLLM's default) and ``max_pixels``, the image processor's largest
+    image, which is also the image vLLM profiles memory with (None: the processor's default)."""
 
     def __init__(self, model_path: str, dtype: str = "bfloat16", max_model_len: int = 8192,
-                 max_images: int = 4, seed: int = 0) -> None:
-        on_cpu = not torch.cuda.is_available()
+                 max_images: int = 4, seed: int = 0, device: torch.device | str | None = None,
+                 gpu_memory_utilization: float = 0.9, max_num_seqs: int | None = None,
+                 max_pixels: int | None = None) -> None:
+        on_cpu = not torch.cuda.is_available() if device is None else torch.device(device).type == "cpu"
         if on_cpu:
             apply_cpu_env_defaults()
         from transformers import AutoProcessor
         from vllm import LLM
 
         self._processor = AutoProcessor.from_pretrained(model_path)
-        engine_args: dict[str, Any] = dict(model=model_path, dtype=dtype, max_model_len=max_model_len,
-                                           limit_mm_per_prompt={"image": max_images, "video": 0}, seed=seed)
-        if on_cpu:
-            engine_args["distributed_executor_backend"] = "uni"
-        self.llm = LLM(**engine_args)
+        self.engine_args = engine_arguments(model_path, dtype, max_model_len, max_images, seed, on_cpu,
+                                            gpu_memory_utilization, max_num_seqs, max_pixels)
+        self.llm = LLM(**self.engine_args)
         self.eos_token_ids = _eos_token_ids(model_path, self._processor.tokenizer)
 
     @property

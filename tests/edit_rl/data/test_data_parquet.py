@@ -91,3 +91,11 @@ def test_only_unusable_files_raise(tmp_path):
         read_chains(missing)
     with pytest.raises(ChainDataError, match="cannot read"):
         read_chains(tmp_path / "absent.parquet")
+
+
+def test_a_uri_is_read_through_pyarrows_filesystems(tmp_path):
+    # The cluster's way to data that does not travel with the job: a URI (file:// here, s3:// there).
+    chains = [_chain("a"), _chain("b")]
+    path = write_chains(chains, tmp_path / "chains.parquet")
+    result = read_chains(path.as_uri())
+    assert result.chains == tuple(chains) and result.path == path.as_uri()

@@ -169,3 +169,25 @@ def test_saved_adapter_loads_into_diffusers_and_gives_the_same_edit(
     assert (pipe_latents - base_latents).abs().max() > 0.05  # the adapter matters
     assert torch.allclose(v_ours, v_pipe, atol=1e-5, rtol=0)  # incl. alpha / rank = 2 from the metadata
     assert torch.allclose(ours, pipe_latents, atol=1e-5, rtol=0)
+
+
+def test_rollout_dtype_casts_every_adapter_and_a_weight_sync_lands_in_it(lora_editor, inputs):
+    # lora.rollout_dtype=bfloat16 on a rollout worker: both adapters in bf16; the learner's float32
+    # state is copied in and rounded, and sampling gives nearly the float32 adapter's velocity.
+    x, sigma, cond = inputs
+    _randomize_(lora_editor, "default", seed=5)
+    state = lora.adapter_state_dict(lora_editor.transformer, "default")
+    with torch.no_grad():
+        v_fp32 = lora_editor.velocity(x, sigma, cond)
+    lora.cast_adapters_(lora_editor.transformer, torch.bfloat16)
+    for adapter in ("default", "old"):
+        assert {p.dtype for _, p in lora.adapter_parameters(lora_editor.transformer, adapter)} == {torch.bfloat16}
+    lora.load_adapter_state_dict_(lora_editor.transformer, state, "old")
+    old = dict(lora.adapter_parameters(lora_editor.transformer, "old"))
+    assert all(p.dtype == torch.bfloat16 for p in old.values())
+    assert torch.equal(lora.adapter_state_dict(lora_editor.transformer, "old")[next(iter(state))],
+                       state[next(iter(state))].to(torch.bfloat16))
+    with torch.no_grad(), lora.active_adapter(lora_editor.transformer, "old"):
+        v_bf16 = lora_editor.velocity(x, sigma, cond)
+    assert v_bf16.dtype == v_fp32.dtype and not torch.equal(v_bf16, v_fp32)
+    torch.testing.assert_close(v_bf16, v_fp32, atol=5e-2, rtol=5e-2)

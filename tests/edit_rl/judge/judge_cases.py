@@ -34,9 +34,14 @@ def requests() -> list[JudgeRequest]:
     ]
 
 
+# vLLM engine settings the judge config passes on (the transformers backend has no engine). The
+# largest test image (64 x 128) fits max_pixels, so both backends see the same pixels.
+ENGINE = {"gpu_memory_utilization": 0.5, "max_num_seqs": 6, "max_pixels": 64 * 128}
+
+
 def config(backend: str, mode: str, thinking: bool, scoring: str) -> JudgeConfig:
     return JudgeConfig(model=MODEL, backend=backend, mode=mode, thinking=thinking, scoring=scoring,
-                       dtype="float32", max_thinking_tokens=MAX_THINKING_TOKENS, max_model_len=4096)
+                       dtype="float32", max_thinking_tokens=MAX_THINKING_TOKENS, max_model_len=4096, **ENGINE)
 
 
 def to_json(result: JudgeResult) -> dict:

@@ -19,8 +19,12 @@ def main(out_path: str) -> None:
     judge = build_judge(judge_cases.config("vllm", "multi_turn", False, "logit"))
     loaded = time.perf_counter()
     results = judge_cases.run_settings(judge.backend, "vllm")
+    engine = judge.backend.llm.llm_engine.vllm_config  # what the engine was built with
     report = {"results": results, "backend": type(judge.backend).__name__,
               "env": {key: os.environ.get(key) for key in CPU_ENV_DEFAULTS},
+              "engine": {"gpu_memory_utilization": engine.cache_config.gpu_memory_utilization,
+                         "max_num_seqs": engine.scheduler_config.max_num_seqs,
+                         "mm_processor_kwargs": engine.model_config.multimodal_config.mm_processor_kwargs},
               "load_s": loaded - start, "run_s": time.perf_counter() - loaded}
     with open(out_path, "w") as f:
         json.dump(report, f)

@@ -88,6 +88,11 @@ def test_vllm_ran_in_process_on_cpu_settings_without_overriding_the_user(vllm_re
     assert sorted(vllm_report["results"]) == sorted(KEYS)
 
 
+def test_the_engine_is_built_with_the_judge_configs_engine_settings(vllm_report):
+    assert vllm_report["engine"] == {"gpu_memory_utilization": 0.5, "max_num_seqs": 6,
+                                     "mm_processor_kwargs": {"max_pixels": 64 * 128}}
+
+
 @pytest.mark.parametrize("key", KEYS)
 @pytest.mark.slow
 def test_vllm_and_transformers_give_the_same_scores(vllm_report, transformers_results, key):
