@@ -382,9 +382,16 @@ class TrainerConfig:
     # Wall-clock limit in minutes, counted from the trainer's start (actors and services included):
     # the run stops after the last step that fits, saves a checkpoint and says so. None: no limit.
     time_budget_minutes: Optional[float] = None
+    # Where checkpoints and the trained LoRA go: a URI every node reaches (s3://bucket/prefix,
+    # gs://, hdfs://, file:///shared/path) or an absolute path on a shared filesystem, written
+    # through pyarrow.fs as <storage>/<run folder name>/checkpoints/. None: the run folder's own
+    # checkpoints/ (on a cluster of several nodes only if that folder is an absolute shared path).
+    storage: Optional[str] = None
 
     def validate(self, prefix: str = "trainer") -> None:
         _check(self.num_steps >= 1, f"{prefix}.num_steps", "must be >= 1")
+        _check(self.storage is None or "://" in self.storage or self.storage.startswith("/"), f"{prefix}.storage",
+               f"must be a URI (s3://, gs://, hdfs://, file://) or an absolute path, got {self.storage!r}")
         _check(self.time_budget_minutes is None or self.time_budget_minutes > 0, f"{prefix}.time_budget_minutes",
                f"must be > 0 minutes, or null for no limit; got {self.time_budget_minutes}")
         for name in ("log_every", "sample_every", "save_every"):
