@@ -18,16 +18,14 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--dry-run", action="store_true", help="print the repositories, download nothing")
     parser.add_argument("overrides", nargs="*", help="dotted overrides, e.g. editor.name_or_path=...")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stdout)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout)
     from edit_rl.config import ConfigError, load_config
     from edit_rl.models.predownload import download, repos_to_fetch
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        repos = repos_to_fetch(load_config(args.config, args.overrides))
     except ConfigError as err:
         raise SystemExit(f"config error: {err}") from None
-    repos = repos_to_fetch(cfg)
     print("repositories: " + (", ".join(repos) if repos else "none (every model is local)"), flush=True)
     if not args.dry_run:
         download(repos)
