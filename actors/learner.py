@@ -5,7 +5,7 @@
     group = LearnerGroup(cfg, placement.learner)     # or in a run's RolePlacement (kept across rebuilds)
     metrics = group.train_step(sharded, step)        # sharded = shard_samples(samples, num_ranks, mbs)
     weights = group.lora_state_ref("old")            # ObjectRef put by rank 0, for the rollout workers (NFT: "old")
-    group.save_checkpoint(folder); group.load_checkpoint(folder)
+    group.save_checkpoint(uri); group.load_checkpoint(uri)  # absolute path or URI (edit_rl.storage)
 
 Each `TrainingSample.payload` is a Ray ObjectRef of a `TurnSample` (put by a rollout worker) or a
 `TurnSample`; a rank fetches its payloads itself. Every rank runs collectives (FSDP2 / ZeRO), so a
@@ -19,7 +19,6 @@ import datetime
 import os
 import socket
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 import ray
@@ -29,6 +28,7 @@ from actors.placement import LEARNER_HINT, RoleSlots, cpu_threads, learner_bundl
 from edit_rl.buffer.sharding import SampleMicroBatch
 from edit_rl.buffer.sharding import ShardedSamples
 from edit_rl.config.schema import Config
+from edit_rl.storage import is_reachable, staged_download, staged_upload
 
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10)
 
@@ -104,14 +104,21 @@ class LearnerActor:
         state = self.learner.lora_state(adapter)
         return [ray.put(state)] if self.rank == 0 else None
 
-    def save_lora(self, folder: str | Path) -> None:
-        self.learner.save_lora(folder)
+    def sees(self, marker_uri: str) -> bool:
+        """Whether this rank's node reaches the run's storage (the driver wrote the marker)."""
+        return is_reachable(marker_uri)
 
-    def save_checkpoint(self, folder: str | Path) -> None:
-        self.learner.save_checkpoint(folder)
+    def save_lora(self, uri: str) -> None:
+        with staged_upload(uri) as folder:  # written on this node, then uploaded
+            self.learner.save_lora(folder)
 
-    def load_checkpoint(self, folder: str | Path) -> None:
-        self.learner.load_checkpoint(folder)
+    def save_checkpoint(self, uri: str) -> None:
+        with staged_upload(uri) as folder:
+            self.learner.save_checkpoint(folder)
+
+    def load_checkpoint(self, uri: str) -> None:
+        with staged_download(uri) as folder:
+            self.learner.load_checkpoint(folder)
 
     def shutdown(self) -> None:
         import torch.distributed as torch_dist
@@ -196,15 +203,25 @@ class LearnerGroup:
         so it goes with that actor: after a learner failure the driver syncs again."""
         return self._call_all("lora_state_ref", adapter)[0][0]
 
-    def save_lora(self, folder: str | Path) -> None:
-        """The "default" adapter in diffusers' LoRA format (rank 0 writes)."""
-        self._call_all("save_lora", folder)
+    def check_storage(self, marker_uri: str) -> None:
+        """Raise unless every rank's node sees the marker the driver wrote in the run's storage."""
+        blind = [rank for rank, seen in enumerate(self._call_all("sees", marker_uri)) if not seen]
+        if blind:
+            raise ValueError(f"learner ranks {blind} do not see {marker_uri}, which the driver wrote: the "
+                             "checkpoint storage is not shared with their nodes. Set trainer.storage to a URI "
+                             "every node reaches (s3://, gs://, hdfs://) or a path on a shared filesystem")
 
-    def save_checkpoint(self, folder: str | Path) -> None:
-        self._call_all("save_checkpoint", folder)
+    def save_lora(self, uri: str) -> None:
+        """The "default" adapter in diffusers' LoRA format (rank 0 writes), at an absolute path or
+        URI (`edit_rl.storage`)."""
+        self._call_all("save_lora", uri)
 
-    def load_checkpoint(self, folder: str | Path) -> None:
-        self._call_all("load_checkpoint", folder)
+    def save_checkpoint(self, uri: str) -> None:
+        """Each rank writes its part on its node and uploads it to ``uri`` (absolute path or URI)."""
+        self._call_all("save_checkpoint", uri)
+
+    def load_checkpoint(self, uri: str) -> None:
+        self._call_all("load_checkpoint", uri)
 
     def shutdown(self) -> None:
         """Kill the ranks and release the placement group if this group reserved it (idempotent)."""

@@ -13,18 +13,19 @@ data is at most one update stale (logged as ``staleness``).
 each step the driver stops if one more step of the mean length so far would overrun it, saves a
 checkpoint there and prints how far it got (a resumed run gets the budget afresh).
 
-Checkpoints (``checkpoints/step_NNNNNN/``, written to a temporary folder then renamed) hold the
+Checkpoints (``step_NNNNNN/`` under ``trainer.storage``'s ``<run folder name>/checkpoints/``, or
+the run folder's ``checkpoints/``; `edit_rl.storage`: every learner rank writes on its own node and
+uploads through pyarrow.fs, the driver commits a folder by writing its ``driver.json`` last) hold the
 learner state (LoRA default + old adapters, optimizer, RNG), the LoRA in diffusers' format, and
 the driver state (step, weights version, data position, banned prompts, and in async mode the
 in-flight step's weights), so a resumed run continues exactly where it stopped.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import ray
@@ -40,6 +41,7 @@ from edit_rl.config import Config
 from edit_rl.data import ChainSampler, load_training_chains, turn_specs
 from edit_rl.observability import RunDir, RunLogger, StageTimer, TrajectorySample, GridTurn
 from edit_rl.rewards import PromptBanList
+from edit_rl.storage import RunStorage, check_storage_reaches_every_node
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ class Trainer:
         self.started = time.monotonic()  # trainer.time_budget_minutes counts from here
         self.cfg = cfg
         self.run = run
+        alive = sum(1 for node in ray.nodes() if node["Alive"])
+        check_storage_reaches_every_node(cfg.trainer.storage, run.path, alive)
+        self.storage = RunStorage.for_run(cfg.trainer.storage, run.path, run.checkpoints_dir)
         self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
         if len(self.chains) < cfg.rollout.groups_per_step:
             raise ValueError(f"rollout.groups_per_step={cfg.rollout.groups_per_step} needs that many distinct "
@@ -69,6 +74,7 @@ class Trainer:
         # The learner group is rebuilt in the same placement bundles after a rank failure.
         self.roles = start_roles(cfg, learner=True)
         self.dispatcher = RolloutDispatcher(cfg, self.roles.workers, self.roles.judge, self.roles.consistency)
+        self.roles.learners.check_storage(self.storage.mark_reachable())
         self.step = 0
         self.version = 0
         self.weights_ref = None
@@ -210,42 +216,42 @@ class Trainer:
         logger.save_samples(step, rows)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> Path:
-        final = self.run.checkpoints_dir / f"step_{self.step:06d}"
-        tmp = final.with_name(final.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        self.learners.save_checkpoint(tmp / "learner")
-        self.learners.save_lora(tmp / "lora")
+    def save_checkpoint(self) -> str:
+        """Write checkpoint ``step_NNNNNN`` to the run's storage; returns its URI."""
+        name = f"step_{self.step:06d}"
+        uri = self.storage.begin(name)
+        self.learners.save_checkpoint(f"{uri}/learner")
+        self.learners.save_lora(f"{uri}/lora")
         driver = {"step": self.step, "version": self.version, "sampler": self.sampler.state_dict(),
                   "ban": self.ban.state_dict(), "pending": None}
         if self.pending is not None:
             version, ref = self.inflight_weights
-            torch.save(ray.get(ref), tmp / "inflight_weights.pt")
+            buffer = io.BytesIO()
+            torch.save(ray.get(ref), buffer)
+            self.storage.write_bytes(name, "inflight_weights.pt", buffer.getvalue())
             driver["pending"] = {"step": self.pending.step, "version": version,
                                  "chain_ids": list(self.pending.turn_specs)}
-        (tmp / "driver.json").write_text(json.dumps(driver, indent=1))
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        log.info("checkpoint saved: %s", final)
-        return final
+        self.storage.commit(name, json.dumps(driver, indent=1).encode())
+        log.info("checkpoint saved: %s", uri)
+        return uri
 
-    def _checkpoints(self) -> list[Path]:
-        return sorted(p for p in self.run.checkpoints_dir.glob("step_*") if not p.name.endswith(".tmp"))
+    def _checkpoints(self) -> list[str]:
+        """Committed checkpoints' names, oldest first."""
+        return self.storage.committed()
 
     def _maybe_resume(self) -> int | None:
         if not self.run.resumed:
             return None
         done = self._checkpoints()
         if not done:
-            log.warning("--resume: no checkpoint in %s; starting from step 0", self.run.checkpoints_dir)
+            log.warning("--resume: no checkpoint in %s; starting from step 0", self.storage.root)
             return None
         return self._load_checkpoint(done[-1])
 
-    def _load_checkpoint(self, ckpt: Path) -> int:
-        """Restore learner and driver state; returns the last step already logged."""
-        driver = json.loads((ckpt / "driver.json").read_text())
-        self.learners.load_checkpoint(ckpt / "learner")
+    def _load_checkpoint(self, name: str) -> int:
+        """Restore learner and driver state from checkpoint ``name``; returns the last step already logged."""
+        driver = json.loads(self.storage.read_bytes(name, "driver.json"))
+        self.learners.load_checkpoint(self.storage.uri(name, "learner"))
         self.step, self.version = driver["step"], driver["version"]
         self.sampler.load_state_dict(driver["sampler"])
         self.ban.load_state_dict(driver["ban"])
@@ -253,9 +259,10 @@ class Trainer:
         if driver["pending"] is not None:  # async: re-launch the in-flight step with its own weights
             pending = driver["pending"]
             saved_version, self.version = self.version, pending["version"]
-            self.weights_ref = ray.put(torch.load(ckpt / "inflight_weights.pt"))
+            weights = self.storage.read_bytes(name, "inflight_weights.pt")
+            self.weights_ref = ray.put(torch.load(io.BytesIO(weights)))
             self.pending = self._launch(pending["step"], pending["chain_ids"])
             self.version = saved_version
             self.weights_ref = None
-        log.info("resumed from %s at step %d", ckpt, self.step)
+        log.info("resumed from %s at step %d", self.storage.uri(name), self.step)
         return self.step - 1

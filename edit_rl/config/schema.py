@@ -295,13 +295,18 @@ class ConsistencyConfig:
 
 @dataclass
 class LearnerConfig:
-    """LoRA-only training on N ranks (FSDP2 by default, DeepSpeed ZeRO-2 or ZeRO-3 by config). A
+    """LoRA-only training on N ranks (FSDP2 by default, the base replicated with ``strategy:
+    replicate``, DeepSpeed ZeRO-2 or ZeRO-3 by config). A
     step's kept samples are sharded into equal numbers of micro-batches per rank; their gradients
     accumulate into ``optimizer_steps_per_step`` optimizer steps. ZeRO-3 partitions the frozen
     base too, except parameters of at most ``zero3_persistence_threshold`` elements, which stay
     whole on every rank (DeepSpeed's ``stage3_param_persistence_threshold``; 0 partitions all)."""
 
     backend: Literal["fsdp2", "deepspeed"] = "fsdp2"
+    # backend fsdp2 only: "shard" the transformer over the ranks (FSDP2, all-gathers the frozen base
+    # in every forward and backward), or "replicate" it on every rank and all-reduce only the LoRA
+    # gradients once per optimizer step (when the base fits each GPU).
+    strategy: Literal["shard", "replicate"] = "shard"
     zero_stage: Literal[2, 3] = 2
     zero3_persistence_threshold: int = 100_000
     num_ranks: int = 8
@@ -329,6 +334,10 @@ class LearnerConfig:
         _check(self.grad_clip > 0, f"{prefix}.grad_clip", "must be > 0")
         _check(self.optimizer_steps_per_step >= 1, f"{prefix}.optimizer_steps_per_step", "must be >= 1")
         _check(self.zero_stage in (2, 3), f"{prefix}.zero_stage", f"must be 2 or 3, got {self.zero_stage}")
+        _check(self.strategy in ("shard", "replicate"), f"{prefix}.strategy",
+               f"must be 'shard' or 'replicate', got {self.strategy!r}")
+        _check(self.strategy == "shard" or self.backend == "fsdp2", f"{prefix}.strategy",
+               f"'replicate' needs backend 'fsdp2' (DeepSpeed partitions by zero_stage), got {self.backend!r}")
         _check(self.zero3_persistence_threshold >= 0, f"{prefix}.zero3_persistence_threshold", "must be >= 0")
         _check(self.micro_batch_size >= 1, f"{prefix}.micro_batch_size", "must be >= 1")
         _check(0 <= self.ema_max_decay < 1, f"{prefix}.ema_max_decay", f"must be in [0, 1), got {self.ema_max_decay}")
@@ -407,9 +416,16 @@ class TrainerConfig:
     # Wall-clock limit in minutes, counted from the trainer's start (actors and services included):
     # the run stops after the last step that fits, saves a checkpoint and says so. None: no limit.
     time_budget_minutes: Optional[float] = None
+    # Where checkpoints and the trained LoRA go: a URI every node reaches (s3://bucket/prefix,
+    # gs://, hdfs://, file:///shared/path) or an absolute path on a shared filesystem, written
+    # through pyarrow.fs as <storage>/<run folder name>/checkpoints/. None: the run folder's own
+    # checkpoints/ (on a cluster of several nodes only if that folder is an absolute shared path).
+    storage: Optional[str] = None
 
     def validate(self, prefix: str = "trainer") -> None:
         _check(self.num_steps >= 1, f"{prefix}.num_steps", "must be >= 1")
+        _check(self.storage is None or "://" in self.storage or self.storage.startswith("/"), f"{prefix}.storage",
+               f"must be a URI (s3://, gs://, hdfs://, file://) or an absolute path, got {self.storage!r}")
         _check(self.time_budget_minutes is None or self.time_budget_minutes > 0, f"{prefix}.time_budget_minutes",
                f"must be > 0 minutes, or null for no limit; got {self.time_budget_minutes}")
         for name in ("log_every", "sample_every", "save_every"):

@@ -91,17 +91,45 @@ class Editor(ABC):
     device: torch.device
     dtype: torch.dtype
 
-    def _load_settings(self, cfg: "EditorConfig", device: torch.device | str) -> str:
+    transformer_only: bool = False  # loaded for a learner rank: every other component on the meta device
+
+    def _load_settings(self, cfg: "EditorConfig", device: torch.device | str, transformer_only: bool = False) -> str:
         """Validate ``cfg``, set what every editor holds (cfg, device, dtype, resolution) and
         return where its components load from (a "tiny/..." name resolved to its local build)."""
         from edit_rl.models import resolve_model
 
         cfg.validate()
         self.cfg = cfg
+        self.transformer_only = transformer_only
         self.device = torch.device(device)
         self.dtype = getattr(torch, cfg.dtype)
         self.resolution = cfg.resolution
         return str(resolve_model(cfg.name_or_path))
+
+    def _component(self, cls: type, path: str, subfolder: str, **load) -> nn.Module:
+        """``cls.from_pretrained(path, subfolder=...)``; with ``transformer_only`` built from its
+        config on the meta device instead: its config and structure for the family's checks, no
+        weights read or held (a learner rank calls only the transformer)."""
+        if not self.transformer_only:
+            return cls.from_pretrained(path, subfolder=subfolder, **load)
+        from transformers import PreTrainedModel
+
+        with torch.device("meta"):
+            if issubclass(cls, PreTrainedModel):
+                return cls._from_config(cls.config_class.from_pretrained(path, subfolder=subfolder))
+            return cls.from_config(cls.load_config(path, subfolder=subfolder))
+
+    def _freeze(self, *modules: nn.Module) -> None:
+        """Inference mode on ``device`` (meta-device components stay where they are)."""
+        for module in modules:
+            module.requires_grad_(False).eval()
+            if not any(p.is_meta for p in module.parameters()):
+                module.to(self.device)
+
+    def _need_encoders(self, what: str) -> None:
+        if self.transformer_only:
+            raise RuntimeError(f"{type(self).__name__} was loaded transformer-only (a learner rank): {what} "
+                               "needs the text encoders and the VAE; load it with transformer_only=False")
 
     @abstractmethod
     def condition(self, prompts: Sequence[str], reference_images: Tensor) -> EditCondition:

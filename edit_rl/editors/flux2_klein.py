@@ -134,17 +134,16 @@ class Flux2KleinEditor(Editor):
 
     pipeline_class = Flux2KleinPipeline
 
-    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        path = self._load_settings(cfg, device)
+    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu", transformer_only: bool = False) -> None:
+        path = self._load_settings(cfg, device, transformer_only)
         load = {"dtype": self.dtype}
         self.transformer = Flux2Transformer2DModel.from_pretrained(path, subfolder="transformer", **load)
-        self.vae = AutoencoderKLFlux2.from_pretrained(path, subfolder="vae", **load)
-        self.text_encoder = Qwen3ForCausalLM.from_pretrained(path, subfolder="text_encoder", **load)
+        self.vae = self._component(AutoencoderKLFlux2, path, "vae", **load)
+        self.text_encoder = self._component(Qwen3ForCausalLM, path, "text_encoder", **load)
         self.tokenizer = Qwen2TokenizerFast.from_pretrained(path, subfolder="tokenizer")
         self.scheduler_config = FlowMatchEulerDiscreteScheduler.from_pretrained(path, subfolder="scheduler").config
         self.is_distilled = bool(Flux2KleinPipeline.load_config(path).get("is_distilled", False))
-        for module in (self.transformer, self.vae, self.text_encoder):
-            module.requires_grad_(False).eval().to(self.device)
+        self._freeze(self.transformer, self.vae, self.text_encoder)
         if cfg.gradient_checkpointing:  # acts only when gradients are on (the learner)
             self.transformer.enable_gradient_checkpointing()
         self._check_model()
@@ -155,6 +154,12 @@ class Flux2KleinEditor(Editor):
         self.target_ids = position_ids(self.token_grid, self.token_grid, time=0).to(self.device)
         self.text_ids = text_position_ids(cfg.max_sequence_length).to(self.device)
         self._negative_embeds: Tensor | None = None
+        if transformer_only and self.do_cfg:  # velocity's CFG pass needs the empty prompt's embeddings:
+            shell = self.text_encoder  # encode it once with the real text encoder, then drop that
+            self.text_encoder = Qwen3ForCausalLM.from_pretrained(path, subfolder="text_encoder", **load)
+            self.text_encoder.requires_grad_(False).eval().to(self.device)
+            self.negative_prompt_embeds()
+            self.text_encoder = shell
 
     def _check_model(self) -> None:
         t, c = self.transformer.config, self.scheduler_config
@@ -236,6 +241,7 @@ class Flux2KleinEditor(Editor):
         return pack_tokens(z).to(self.dtype)
 
     def condition(self, prompts: Sequence[str], reference_images: Tensor) -> Flux2KleinCondition:
+        self._need_encoders("condition")
         if len(prompts) != reference_images.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {reference_images.shape[0]} reference images")
         reference = self.encode_images(reference_images)
@@ -291,6 +297,7 @@ class Flux2KleinEditor(Editor):
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
+        self._need_encoders("decode")
         decoded = self.vae.decode(self.vae_latents(latents), return_dict=False)[0]
         return from_vae_range(decoded.float())
 

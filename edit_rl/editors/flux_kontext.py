@@ -58,18 +58,17 @@ class FluxKontextEditor(Editor):
 
     pipeline_class = FluxKontextPipeline
 
-    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        path = self._load_settings(cfg, device)
+    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu", transformer_only: bool = False) -> None:
+        path = self._load_settings(cfg, device, transformer_only)
         load = {"dtype": self.dtype}
         self.transformer = FluxTransformer2DModel.from_pretrained(path, subfolder="transformer", **load)
-        self.vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **load)
-        self.text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **load)
-        self.text_encoder_2 = T5EncoderModel.from_pretrained(path, subfolder="text_encoder_2", **load)
+        self.vae = self._component(AutoencoderKL, path, "vae", **load)
+        self.text_encoder = self._component(CLIPTextModel, path, "text_encoder", **load)
+        self.text_encoder_2 = self._component(T5EncoderModel, path, "text_encoder_2", **load)
         self.tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
         self.tokenizer_2 = T5TokenizerFast.from_pretrained(path, subfolder="tokenizer_2")
         self.scheduler_config = FlowMatchEulerDiscreteScheduler.from_pretrained(path, subfolder="scheduler").config
-        for module in (self.transformer, self.vae, self.text_encoder, self.text_encoder_2):
-            module.requires_grad_(False).eval().to(self.device)
+        self._freeze(self.transformer, self.vae, self.text_encoder, self.text_encoder_2)
         if cfg.gradient_checkpointing:  # acts only when gradients are on (the learner)
             self.transformer.enable_gradient_checkpointing()
         if self.transformer.config.in_channels != 4 * self.vae.config.latent_channels:
@@ -118,6 +117,7 @@ class FluxKontextEditor(Editor):
         return pack_latents(z).to(self.dtype)
 
     def condition(self, prompts: Sequence[str], reference_images: Tensor) -> FluxKontextCondition:
+        self._need_encoders("condition")
         if len(prompts) != reference_images.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {reference_images.shape[0]} reference images")
         prompt_embeds, pooled = self.encode_prompts(prompts)
@@ -176,6 +176,7 @@ class FluxKontextEditor(Editor):
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
+        self._need_encoders("decode")
         z = unpack_latents(latents, self.latent_size, self.latent_size)
         z = denormalize_latents(z, self.vae.config.shift_factor, self.vae.config.scaling_factor)
         decoded = self.vae.decode(z.to(self.device, self.vae.dtype), return_dict=False)[0]

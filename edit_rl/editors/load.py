@@ -20,9 +20,12 @@ EDITOR_FAMILIES: dict[str, type[Editor]] = {
 }
 
 
-def load_editor(cfg: EditorConfig, device: torch.device | str = "cpu") -> Editor:
-    """Load ``cfg.family``'s editor from ``cfg.name_or_path`` (hub id, folder, or "tiny/..." name)."""
+def load_editor(cfg: EditorConfig, device: torch.device | str = "cpu", transformer_only: bool = False) -> Editor:
+    """Load ``cfg.family``'s editor from ``cfg.name_or_path`` (hub id, folder, or "tiny/..." name).
+    ``transformer_only`` (learner ranks): only the transformer's weights are read; the text
+    encoders and the VAE are built on the meta device (configs, no weights), and `condition` /
+    `decode` refuse to run."""
     if cfg.family not in EDITOR_FAMILIES:
         raise NotImplementedError(f"editor family {cfg.family!r} is not implemented yet; "
                                   f"available: {sorted(EDITOR_FAMILIES)}")
-    return EDITOR_FAMILIES[cfg.family](cfg, device)
+    return EDITOR_FAMILIES[cfg.family](cfg, device, transformer_only=transformer_only)

@@ -126,17 +126,16 @@ class QwenImageEditEditor(Editor):
 
     pipeline_class = QwenImageEditPipeline
 
-    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        path = self._load_settings(cfg, device)
+    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu", transformer_only: bool = False) -> None:
+        path = self._load_settings(cfg, device, transformer_only)
         load = {"dtype": self.dtype}
         self.transformer = QwenImageTransformer2DModel.from_pretrained(path, subfolder="transformer", **load)
-        self.vae = AutoencoderKLQwenImage.from_pretrained(path, subfolder="vae", **load)
-        self.text_encoder = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, subfolder="text_encoder", **load)
+        self.vae = self._component(AutoencoderKLQwenImage, path, "vae", **load)
+        self.text_encoder = self._component(Qwen2_5_VLForConditionalGeneration, path, "text_encoder", **load)
         self.tokenizer = Qwen2Tokenizer.from_pretrained(path, subfolder="tokenizer")
         self.processor = Qwen2VLProcessor.from_pretrained(path, subfolder="processor")
         self.scheduler_config = FlowMatchEulerDiscreteScheduler.from_pretrained(path, subfolder="scheduler").config
-        for module in (self.transformer, self.vae, self.text_encoder):
-            module.requires_grad_(False).eval().to(self.device)
+        self._freeze(self.transformer, self.vae, self.text_encoder)
         if cfg.gradient_checkpointing:  # acts only when gradients are on (the learner)
             self.transformer.enable_gradient_checkpointing()
         self._check_model()
@@ -221,6 +220,7 @@ class QwenImageEditEditor(Editor):
         return pack_latents(z[:, :, 0]).to(self.dtype)
 
     def condition(self, prompts: Sequence[str], reference_images: Tensor) -> QwenImageEditCondition:
+        self._need_encoders("condition")
         if len(prompts) != reference_images.shape[0]:
             raise ValueError(f"{len(prompts)} prompts for {reference_images.shape[0]} reference images")
         reference = self.encode_images(reference_images)
@@ -282,5 +282,6 @@ class QwenImageEditEditor(Editor):
 
     @torch.no_grad()
     def decode(self, latents: Tensor) -> Tensor:
+        self._need_encoders("decode")
         decoded = self.vae.decode(self.vae_latents(latents), return_dict=False)[0][:, :, 0]
         return from_vae_range(decoded.float())

@@ -41,14 +41,13 @@ class ShapesKontextEditor(FluxKontextEditor):
     (resolution / (2 * vae_scale_factor)) is the 4 x 4 patch grid.
     """
 
-    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu") -> None:
-        path = self._load_settings(cfg, device)
+    def __init__(self, cfg: EditorConfig, device: torch.device | str = "cpu", transformer_only: bool = False) -> None:
+        path = self._load_settings(cfg, device, transformer_only)
         self.transformer = FluxTransformer2DModel.from_pretrained(path, subfolder="transformer", dtype=self.dtype)
-        self.text_encoder = WordTextEncoder.from_pretrained(path, subfolder="text_encoder", dtype=self.dtype)
+        self.text_encoder = self._component(WordTextEncoder, path, "text_encoder", dtype=self.dtype)
         self.tokenizer = WordTokenizer.load(Path(path) / "tokenizer")
         self.scheduler_config = FlowMatchEulerDiscreteScheduler.from_pretrained(path, subfolder="scheduler").config
-        for module in (self.transformer, self.text_encoder):
-            module.requires_grad_(False).eval().to(self.device)
+        self._freeze(self.transformer, self.text_encoder)
         if cfg.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
         if self.transformer.config.in_channels != TOKEN_CHANNELS:

@@ -59,7 +59,7 @@ class Learner:
         self.cfg = cfg
         self.device = torch.device(device)
         self.rank, self.world_size = dist.rank(), dist.world_size()
-        self.editor: Editor = load_editor(cfg.editor, self.device)
+        self.editor: Editor = load_editor(cfg.editor, self.device, transformer_only=True)  # never encodes or decodes
         self.nft = cfg.objective.name == "nft"
         with torch.random.fork_rng(devices=[]):  # the same LoRA init on every rank and every run
             torch.manual_seed(derived_seed(cfg.trainer.seed, "lora-init"))

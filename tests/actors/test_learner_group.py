@@ -24,19 +24,22 @@ from edit_rl.training.micro_batch import build_micro_batch
 from edit_rl.training.turn_sample import split_rollout
 
 ADVANTAGES, RS = [1.0, -1.0, 0.5], [1.0, 0.0, 0.6]
+TOLERANCE_BF16 = 0.05  # largest LoRA difference from one process, as a share of the update's size
 
 
 def config(backend: str = "fsdp2", num_ranks: int = 2, zero_stage: int = 2, micro_batch_size: int = 2,
-           ema: bool = False) -> Config:
+           ema: bool = False, strategy: str = "shard", gpu_dtypes: bool = False) -> Config:
+    """``gpu_dtypes``: the GPU presets' bf16 base and gradient checkpointing (the LoRA stays fp32)."""
     cfg = Config()
-    cfg.editor = EditorConfig(family="flux_kontext", name_or_path="tiny/flux-kontext", dtype="float32",
-                              resolution=32, max_sequence_length=16, gradient_checkpointing=False)
+    cfg.editor = EditorConfig(family="flux_kontext", name_or_path="tiny/flux-kontext",
+                              dtype="bfloat16" if gpu_dtypes else "float32", resolution=32,
+                              max_sequence_length=16, gradient_checkpointing=gpu_dtypes)
     cfg.lora = LoRAConfig(rank=2, alpha=4)
     cfg.sampler = SamplerConfig(method="sde", num_steps=3)
     cfg.learner = LearnerConfig(backend=backend, zero_stage=zero_stage, num_ranks=num_ranks, lr=1e-2,
                                 micro_batch_size=micro_batch_size, num_cpus_per_rank=1, num_gpus_per_rank=0,
                                 zero3_persistence_threshold=0,  # ZeRO-3: partition even the tiny model's weights
-                                ema=ema)
+                                ema=ema, strategy=strategy)
     return cfg.validate()
 
 
@@ -50,16 +53,25 @@ def local_ray():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def samples(local_ray) -> list[TrainingSample]:
-    """3 trajectories x 2 turns; payloads are TurnSamples in the object store, as a rollout worker puts them."""
-    cfg = config()
+def rollout_samples(cfg: Config) -> list[TrainingSample]:
     editor = load_editor(cfg.editor)
     g = torch.Generator().manual_seed(5)
     images = torch.nn.functional.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(32, 32), mode="bilinear")
     rollout = rollout_chains(editor, images, [["make it red", "add a hat"]], 3, cfg.sampler, g)
     return [TrainingSample(f"traj{b}", "chain0", 0, b, k, ray.put(payload), ADVANTAGES[b], RS[b], 0)
             for b, turns in enumerate(split_rollout(rollout)) for k, payload in enumerate(turns)]
+
+
+@pytest.fixture(scope="module")
+def samples(local_ray) -> list[TrainingSample]:
+    """3 trajectories x 2 turns; payloads are TurnSamples in the object store, as a rollout worker puts them."""
+    return rollout_samples(config())
+
+
+@pytest.fixture(scope="module")
+def bf16_samples(local_ray) -> list[TrainingSample]:
+    """The same from a bf16 editor, as the GPU presets' rollout workers make them."""
+    return rollout_samples(config(gpu_dtypes=True))
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +117,48 @@ def test_fsdp2_two_ranks_train_like_one_process_and_checkpoint_for_any_world_siz
         assert all(torch.equal(group.lora_state()[k], trained[k]) for k in trained)
     finally:
         group.shutdown()
+
+
+def test_a_replicated_base_two_ranks_train_like_one_process_and_checkpoint_for_any_world_size(
+        samples, one_process, tmp_path):
+    # The same bound against the same one-process update as FSDP2's test above: the replicated base
+    # with all-reduced LoRA gradients gives FSDP2's update to 2e-6.
+    group = LearnerGroup(config("fsdp2", strategy="replicate"))
+    try:
+        metrics = group.train_step(shard_samples(samples, 2, 2), step=0)
+        check_against_one_process(group, metrics, one_process)
+        group.save_checkpoint(str(tmp_path))
+        single = Learner(config(num_ranks=1))
+        single.load_checkpoint(tmp_path)
+        trained = group.lora_state()
+        assert all(torch.equal(single.lora_state()[k], trained[k]) for k in trained)
+    finally:
+        group.shutdown()
+
+
+@pytest.mark.parametrize("strategy", ["shard", "replicate"])
+def test_two_ranks_in_the_gpu_presets_dtypes_train_like_one_process(bf16_samples, strategy):
+    """bf16 base, fp32 LoRA, gradient checkpointing: both strategies against one process in the
+    same dtypes (bf16 rounding differs with the micro-batch split, hence the looser bounds)."""
+    samples = bf16_samples
+    local = [dataclasses.replace(s, payload=ray.get(s.payload)) for s in samples]
+    reference = Learner(config(num_ranks=1, gpu_dtypes=True))
+    ref_metrics = reference.train_step([build_micro_batch(mb) for mb in shard_samples(local, 1, 2).ranks[0]], 0)
+    group = LearnerGroup(config("fsdp2", strategy=strategy, gpu_dtypes=True))
+    try:
+        metrics = group.train_step(shard_samples(samples, 2, 2), step=0)
+        states = group.lora_states()
+    finally:
+        group.shutdown()
+    expected = reference.lora_state()
+    assert all(t.dtype == torch.float32 for t in states[0].values())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in expected)
+    before = Learner(config(num_ranks=1, gpu_dtypes=True)).lora_state()
+    moved = max(float((expected[k] - before[k]).abs().max()) for k in expected)
+    diff = max(float((states[0][k] - expected[k]).abs().max()) for k in expected)
+    assert moved > 1e-3 and diff < TOLERANCE_BF16 * moved, (diff, moved)
+    for name in ("loss", "grad_norm"):
+        assert metrics[name] == pytest.approx(ref_metrics[name], rel=1e-2), name
 
 
 def test_deepspeed_zero2_two_ranks_skip_nonfinite_resume_and_a_dead_rank_fails_the_step(

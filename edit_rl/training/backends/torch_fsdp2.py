@@ -47,10 +47,13 @@ def shard_transformer(transformer: nn.Module, device: torch.device) -> None:
 
 
 class TorchBackend(Backend):
+    shards_base = True  # False: every rank keeps the whole transformer (ReplicateBackend)
+
     def __init__(self, transformer: nn.Module, cfg: LearnerConfig, device: torch.device) -> None:
         self.transformer = transformer
         self.cfg = cfg
-        self.sharded = dist.is_distributed() and dist.world_size() > 1
+        self.distributed = dist.is_distributed() and dist.world_size() > 1
+        self.sharded = self.shards_base and self.distributed
         if self.sharded:
             shard_transformer(transformer, device)
         self.params = trainable_parameters(transformer)  # after sharding: the DTensor parameters
@@ -108,7 +111,7 @@ class TorchBackend(Backend):
             tmp = folder / f".{CHECKPOINT_FILE}.tmp"
             torch.save(state, tmp)
             os.replace(tmp, folder / CHECKPOINT_FILE)
-        if self.sharded:
+        if self.distributed:
             torch.distributed.barrier()
 
     def load_checkpoint(self, folder: Path) -> dict[str, Any]:

@@ -136,3 +136,17 @@ def test_presets_exist():
     shipped = {p.relative_to(ROOT).as_posix() for p in PRESETS}
     assert {"jobs/configs/cpu_tiny.yaml", "experiments/shapes/configs/shapes_nft.yaml",
             "examples/configs/core_demo.yaml"} <= shipped
+
+
+def test_the_replicated_base_is_the_flux_presets_learner_and_needs_fsdp2():
+    for preset in ("flux_kontext_nft_b200", "flux_kontext_grpo_b200"):
+        assert load_config(f"jobs/configs/{preset}.yaml").learner.strategy == "replicate"
+    with pytest.raises(ConfigError, match="learner.strategy: 'replicate' needs backend 'fsdp2'"):
+        load_config("jobs/configs/flux2_klein_nft_a100.yaml", ["learner.strategy=replicate"])
+
+
+def test_trainer_storage_must_be_a_uri_or_an_absolute_path():
+    for ok in ("s3://bucket/prefix", "file:///shared/runs", "/mnt/shared/runs"):
+        assert load_config("jobs/configs/cpu_tiny.yaml", [f"trainer.storage={ok}"]).trainer.storage == ok
+    with pytest.raises(ConfigError, match="trainer.storage: must be a URI"):
+        load_config("jobs/configs/cpu_tiny.yaml", ["trainer.storage=shared/runs"])

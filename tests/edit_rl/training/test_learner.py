@@ -260,3 +260,10 @@ def test_the_evaluation_ema_follows_the_reference_schedule_and_is_what_save_lora
     Learner(tiny_config()).save_checkpoint(tmp_path / "plain")
     with pytest.raises(ValueError, match="no EMA"):
         resumed.load_checkpoint(tmp_path / "plain")
+
+
+def test_a_learner_rank_reads_only_the_transformers_weights(tiny_config):
+    editor = Learner(tiny_config()).editor
+    for encoder in (editor.vae, editor.text_encoder, editor.text_encoder_2):
+        assert all(p.is_meta for p in encoder.parameters())
+    assert not any(p.is_meta for p in editor.transformer.parameters())
