@@ -132,3 +132,22 @@ def test_every_shipped_preset_loads_and_round_trips(preset, tmp_path):
 
 def test_presets_exist():
     assert PRESETS, "jobs/configs/*.yaml must ship at least the CPU default preset"
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", ".inf", "nan", ".nan", "1e999"])
+def test_a_float_that_is_not_finite_is_refused_naming_the_key(value):
+    with pytest.raises(ConfigError, match=r"^learner\.lr: expected a finite number, got "):
+        load_config(overrides=[f"learner.lr={value}"])
+
+
+def test_a_yaml_syntax_error_is_a_config_error_line_naming_the_file_and_place(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("learner:\n  lr: [1e-4\nrollout: {num_turns: 3}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: not valid YAML: ") and "line 3" in message and "\n" not in message
+    from jobs import train
+
+    with pytest.raises(SystemExit, match=r"^config error: .*broken\.yaml: not valid YAML"):
+        train.main(["--config", str(bad)])
