@@ -41,6 +41,7 @@ from edit_rl.config import Config
 from edit_rl.data import ChainSampler, load_training_chains, turn_specs
 from edit_rl.observability import RunDir, RunLogger, StageTimer, TrajectorySample, TurnSample
 from edit_rl.rewards import PromptBanList
+from edit_rl.training.checkpoint_file import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class Trainer:
         self.started = time.monotonic()  # trainer.time_budget_minutes counts from here
         self.cfg = cfg
         self.run = run
-        self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
+        self.chains = {c.chain_id: c for c in load_training_chains(cfg.data, cfg.rollout.num_turns)}
         if len(self.chains) < cfg.rollout.groups_per_step:
             raise ValueError(f"rollout.groups_per_step={cfg.rollout.groups_per_step} needs that many distinct "
                              f"training chains a step; the data has {len(self.chains)}")
@@ -173,7 +174,8 @@ class Trainer:
                     self._sync_weights()
                 self.step = step + 1
                 metrics = {**batch.stats.metrics(), **learner_metrics, **timer.finish_step(outcome.num_images),
-                           **{f"retries/{k}": v for k, v in outcome.retries.items()}}
+                           **{f"retries/{k}": v for k, v in outcome.retries.items()},
+                           "dropped/scoring_failed": len(outcome.dropped)}
                 logger.log(step, metrics)
                 if cfg.trainer.sample_every and step % cfg.trainer.sample_every == 0:
                     self._save_samples(logger, step, outcome)
@@ -261,7 +263,7 @@ class Trainer:
         if driver["pending"] is not None:  # async: re-launch the in-flight step with its own weights
             pending = driver["pending"]
             saved_version, self.version = self.version, pending["version"]
-            self.weights_ref = ray.put(torch.load(ckpt / "inflight_weights.pt"))
+            self.weights_ref = ray.put(load_tensor_file(ckpt / "inflight_weights.pt"))
             self.pending = self._launch(pending["step"], pending["chain_ids"])
             self.version = saved_version
             self.weights_ref = None
