@@ -8,8 +8,8 @@ scored as soon as its rollout call returns. A rollout call whose worker died is 
 first worker that answers a ping (same seed and weights: the same images; Ray restarts the dead
 one in its own placement-group bundle, see ``actors.rollout_worker.start_rollout_workers``);
 scoring requests whose replica died are resent all at once (actors.resend), and a trajectory
-that still cannot be scored fails the evaluation naming its chain. Results come back in request order, each with its images'
-ObjectRef so the driver fetches only the images it draws.
+that still cannot be scored fails the evaluation naming its chain. Results come back in request
+order, each with its images' ObjectRef so the driver fetches only the images it draws.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,11 @@ def replica_died(err: BaseException) -> bool:
 def live_worker(workers: list, first: int, timeout_s: float, poll_s: float = 0.5) -> int:
     """Index of a worker that answers a ping, preferring ``first`` then the next ones round-robin;
     waits for restarting workers up to ``timeout_s`` (a busy worker answers once its current call
-    ends). RuntimeError when none answers in time."""
+    ends). RuntimeError when none answers in time, or at once when every worker is dead for good
+    (``ActorDiedError``: its restarts are used up)."""
     order = [(first + k) % len(workers) for k in range(len(workers))]
     pings = {i: workers[i].ping.remote() for i in order}  # None: failed, ask again after a pause
+    dead: set[int] = set()
     deadline = time.monotonic() + timeout_s
     while True:
         asked = [ref for ref in pings.values() if ref is not None]
@@ -60,16 +62,22 @@ def live_worker(workers: list, first: int, timeout_s: float, poll_s: float = 0.5
             try:
                 ray.get(pings[i])
                 answered.append(i)
-            except RayActorError:  # restarting, or dead for good
+            except ActorDiedError:  # no restart left
+                dead.add(i)
+                pings[i] = None
+            except RayActorError:  # restarting
                 pings[i] = None
         if answered:
             return answered[0]
+        if len(dead) == len(workers):
+            raise RuntimeError(f"every rollout worker ({len(workers)}) died for good: cluster.max_restarts used up")
         if time.monotonic() > deadline:
             raise RuntimeError(f"no rollout worker answered within {timeout_s:g} s (each was dead or restarting; "
                                "cluster.max_restarts bounds the restarts)")
         if any(ref is None for ref in pings.values()):
             time.sleep(poll_s)
-            pings = {i: workers[i].ping.remote() if ref is None else ref for i, ref in pings.items()}
+            pings = {i: workers[i].ping.remote() if ref is None and i not in dead else ref
+                     for i, ref in pings.items()}
 
 
 @dataclass(frozen=True)

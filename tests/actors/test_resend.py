@@ -121,5 +121,11 @@ def test_live_worker_waits_for_a_restarting_worker_and_prefers_one_that_answers(
     os.kill(ray.get(restarting.ping.remote()), signal.SIGKILL)  # no restart left: dead for good
     assert live_worker([restarting, busy], 0, timeout_s=30) == 1
     assert ray.wait([running], timeout=0)[0]  # it answered after the call ended
-    with pytest.raises(RuntimeError, match="no rollout worker answered within 1 s"):
-        live_worker([restarting], 0, timeout_s=1)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"every rollout worker \(1\) died for good"):
+        live_worker([restarting], 0, timeout_s=60)
+    assert time.monotonic() - start < 30  # told at once, not after the timeout
+    busy_pid = ray.get(busy.ping.remote())
+    os.kill(busy_pid, signal.SIGKILL)  # restarting: no answer within the timeout
+    with pytest.raises(RuntimeError, match="no rollout worker answered within 0.1 s"):
+        live_worker([busy], 0, timeout_s=0.1)

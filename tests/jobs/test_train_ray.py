@@ -5,7 +5,10 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import ray
@@ -80,30 +83,33 @@ def test_the_time_budget_ends_the_run_after_the_last_step_that_fits_with_a_check
     assert "trainer.time_budget_minutes=0.001: stopped after step 1 of 4" in capsys.readouterr().out
 
 
-def test_resume_after_a_crash_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    # Async mode: the checkpoint after step 1 also holds step 2's in-flight rollouts' weights.
+def test_resume_after_the_driver_is_sigkilled_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    # Async mode: the checkpoint after step 1 also holds step 2's in-flight rollouts' weights. The
+    # killed driver is a real `python -m jobs.train` process with its own local Ray.
     common = [*SYNTHETIC, "trainer.mode=async", "trainer.save_every=1", "trainer.sample_every=0",
               "trainer.num_steps=3"]
     full, full_rows = run_job(tmp_path / "full", *common)
 
-    cfg = load_config(CPU_TINY, common)
-    crashed = Trainer(cfg, create_run_dir(cfg, output_dir=tmp_path / "crashed"))
-    save = crashed.save_checkpoint
-
-    def save_then_crash():
-        path = save()
-        if crashed.step == 2:
-            raise RuntimeError("simulated crash after the step-2 checkpoint")
-        return path
-
-    crashed.save_checkpoint = save_then_crash
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        crashed.fit()
-    crashed.close()
-    run_dir = crashed.run.path
+    out = tmp_path / "killed"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([sys.executable, "-m", "jobs.train", "--output-dir", str(out), *common],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 900
+        while not list(out.glob("*/checkpoints/step_000002")) and driver.poll() is None:
+            assert time.monotonic() < deadline, "no step-2 checkpoint in 900 s"
+            time.sleep(0.2)
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]  # killed mid-run
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        driver.kill()
+    run_dir = next(out.glob("*/checkpoints/step_000002")).parents[1]
+    assert not (run_dir / "checkpoints" / "step_000003").exists()
     assert [r["step"] for r in read_metrics(run_dir)] == [0, 1]
 
-    resumed = train.main(["--output-dir", str(tmp_path / "crashed"), "--resume", str(run_dir), *common])
+    resumed = train.main(["--output-dir", str(out), "--resume", str(run_dir), *common])
     assert resumed == run_dir
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == [0, 1, 2]  # no duplicate or missing line
@@ -115,10 +121,11 @@ def test_resume_after_a_crash_continues_exactly_like_an_uninterrupted_run(tmp_pa
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
-def test_killed_worker_process_and_judge_replica_cost_retries_and_an_unscorable_trajectory_its_group(tmp_path):
+def test_killed_worker_and_replica_processes_cost_retries_and_an_unscorable_trajectory_its_group(tmp_path):
     # The default single rollout worker: its process is SIGKILLed during step 1's rollout, so the
-    # resend must wait for Ray to restart it; the judge replica's process too, with a request on it. At step 2 one trajectory's judge request is one the
-    # scorer rejects (an image index out of range): its group is dropped, counted, and the run goes on.
+    # resend must wait for Ray to restart it; the judge and consistency replicas' processes too,
+    # each with a request on it. At step 2 one trajectory's judge request is one the scorer rejects
+    # (an image index out of range): its group is dropped, counted, and the run goes on.
     common = [*SYNTHETIC, "trainer.save_every=2", "trainer.sample_every=0"]
     full, full_rows = run_job(tmp_path / "full", *common, "trainer.num_steps=2")
     cfg = load_config(CPU_TINY, [*common, "trainer.num_steps=3"])
@@ -126,9 +133,11 @@ def test_killed_worker_process_and_judge_replica_cost_retries_and_an_unscorable_
     run = create_run_dir(cfg, output_dir=tmp_path / "faults")
     trainer = Trainer(cfg, run)
     worker_pid = ray.get(trainer.workers[0].ping.remote())
-    judge_pid = trainer.dispatcher.judge.placement.remote().result()["pid"]
+    pids = {kind: handle.placement.remote().result()["pid"]
+            for kind, handle in (("judge", trainer.dispatcher.judge), ("consistency", trainer.dispatcher.consistency))}
     killed, bad = {}, {}
     submit, judge_remote = trainer.dispatcher._submit, trainer.dispatcher.judge.remote
+    consistency_remote = trainer.dispatcher.consistency.remote
 
     def submit_then_kill_worker(call, worker_index=None):  # the rollout is running when its process dies
         submit(call, worker_index)
@@ -141,24 +150,27 @@ def test_killed_worker_process_and_judge_replica_cost_retries_and_an_unscorable_
             bad["item"] = item
         if item is bad.get("item"):  # also when it is sent again
             item = dataclasses.replace(item, index=10_000)
-        response = judge_remote(item)
-        if trainer.step == 1 and "judge" not in killed:
-            killed["judge"] = True
+        return kill_replica_at_step_1("judge", judge_remote(item))
+
+    def kill_replica_at_step_1(kind, response):
+        if trainer.step == 1 and kind not in killed:
+            killed[kind] = True
             response._to_object_ref_sync()  # waits until the request is on the replica
-            os.kill(judge_pid, signal.SIGKILL)
+            os.kill(pids[kind], signal.SIGKILL)
         return response
 
     trainer.dispatcher._submit = submit_then_kill_worker
     trainer.dispatcher.judge.remote = judge_then_kill_replica
+    trainer.dispatcher.consistency.remote = lambda item: kill_replica_at_step_1("consistency", consistency_remote(item))
     try:
         trainer.fit()
         restarted_pid = ray.get(trainer.workers[0].ping.remote())
     finally:
         trainer.close()
     rows = read_metrics(run.path)
-    assert killed == {"worker": True, "judge": True} and restarted_pid != worker_pid
+    assert killed == {"worker": True, "judge": True, "consistency": True} and restarted_pid != worker_pid
     assert [r["step"] for r in rows] == [0, 1, 2]
-    assert rows[1]["retries/rollout"] >= 1 and rows[1]["retries/judge"] >= 1
+    assert rows[1]["retries/rollout"] >= 1 and rows[1]["retries/judge"] >= 1 and rows[1]["retries/consistency"] >= 1
     # The faults cost retries only: steps 0 and 1 equal the uninterrupted run's, bit for bit.
     for row, ref in zip(rows[:2], full_rows):
         for key in ("loss", "grad_norm", "num_samples", "reward"):
