@@ -7,11 +7,14 @@ it registers the trajectories with the buffer's ``GroupAssembler`` and sends one
 trajectory to the judge and the consistency services (their replicas batch them); then it
 gathers the scores into the assembler and returns the complete groups.
 
-Faults: a rollout call whose worker died is sent again (to the next worker; the dead one is
-restarted by Ray, in its own placement-group bundle) with the same seed and weights, so it reproduces the same trajectories; a
-scoring request whose replica died is sent again. The assembler ignores (and counts) any
-duplicate delivery, so no trajectory is counted twice or lost. After ``max_attempts`` the step
-fails loudly with the last error.
+Faults (actors.resend): a rollout call whose worker died is sent again, with the same seed and
+weights, so it reproduces the same trajectories, to the first worker that answers a ping (a dead
+one is restarted by Ray in its own placement-group bundle, and waited for when it is the only
+one); a call refused because its worker was restarting does not count as an attempt. After
+``max_attempts`` lost attempts the step fails loudly with the last error. Scoring requests whose
+replica died are resent all at once; a request that stays lost, or that the scorer rejects on its
+own, drops its trajectory's group with the counted reason ``SCORING_FAILED``. The assembler
+ignores (and counts) any duplicate delivery, so no trajectory is counted twice or lost.
 """
 from __future__ import annotations
 
@@ -23,14 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError
 
+from actors.resend import ScoringFailure, live_worker, resolve_scores
 from actors.rollout_worker import ChainInput, RolloutRequest, TrajectoryMeta
-from actors.scoring_services import ConsistencyItem, JudgeItem, ServiceTurnScores
-from edit_rl.buffer import GroupAssembler, Rollout, TrajectoryGroup
+from actors.scoring_services import ConsistencyItem, JudgeItem
+from edit_rl.buffer import DroppedGroup, GroupAssembler, Rollout, TrajectoryGroup
 from edit_rl.config import Config
 
 log = logging.getLogger(__name__)
+
+SCORING_FAILED = "scoring failed"  # DroppedGroup.reason of a group with a trajectory that could not be scored
+WORKER_RESTART_TIMEOUT_S = 900.0  # how long a lost rollout call waits for a worker to answer (restart + model load)
+SCORE_TIMEOUT_S = 600.0
 
 
 def rollout_seed(base_seed: int, step: int, chain_id: str) -> int:
@@ -60,6 +68,7 @@ class StepOutcome:
     retries: Counter
     num_images: int
     images: dict[str, tuple]  # rollout_id -> (ObjectRef of list[TrajectoryImages], index): for sample grids
+    dropped: list[DroppedGroup] = field(default_factory=list)  # groups with a trajectory that could not be scored
 
 
 class RolloutDispatcher:
@@ -71,9 +80,11 @@ class RolloutDispatcher:
         self.max_attempts = max_attempts
         self._next_worker = 0
 
-    def _submit(self, call: _Call) -> None:
-        worker = self.workers[self._next_worker % len(self.workers)]
-        self._next_worker += 1
+    def _submit(self, call: _Call, worker_index: int | None = None) -> None:
+        if worker_index is None:
+            worker_index = self._next_worker % len(self.workers)
+            self._next_worker += 1
+        worker = self.workers[worker_index]
         turns = len(call.request.chains[0].instructions)
         n = 2 + len(call.request.chains) * call.request.group_size * turns
         call.refs = list(worker.rollout.options(num_returns=n).remote(call.request))
@@ -132,42 +143,36 @@ class RolloutDispatcher:
         for kind, (results, done_at[kind]) in resolved.items():
             add = assembler.add_if_scores if kind == "judge" else assembler.add_cc_scores
             for (_, rollout_id, _, _), scores in zip(by_kind[kind], results):
+                if isinstance(scores, ScoringFailure):
+                    log.error("%s of %s given up (%s): %s", kind, rollout_id, scores.reason, scores.detail)
+                    continue
                 add(rollout_id, scores.values, fallback=scores.fallback)
         done_at = {kind: rollout_done if t is None else t for kind, t in done_at.items()}
         groups = assembler.pop_ready()
+        dropped = assembler.drop_incomplete(SCORING_FAILED, step=pending.step)
         num_turn_images = sum(len(g.trajectories) for g in groups) * self.cfg.rollout.num_turns
         timing = {"rollout": rollout_done - pending.launched_at,
                   "judge": done_at["judge"] - rollout_done,
                   "consistency": done_at["consistency"] - rollout_done}
-        return StepOutcome(groups, timing, retries, num_turn_images, images)
+        return StepOutcome(groups, timing, retries, num_turn_images, images, dropped)
 
     def _retry(self, call: _Call, err: Exception, retries: Counter, kind: str) -> None:
-        if call.attempt >= self.max_attempts:
+        """Send a lost call again to a live worker. A call refused by a restarting worker never ran
+        and does not count as an attempt (live_worker's timeout bounds the waiting)."""
+        refused = isinstance(err, ActorUnavailableError)
+        if not refused and call.attempt >= self.max_attempts:
             raise RuntimeError(f"{kind} for step {call.request.step} chains "
                                f"{[c.chain_id for c in call.request.chains]} failed {call.attempt} times") from err
         retries[kind] += 1
-        call.attempt += 1
-        log.warning("%s call lost (%s: %s); retrying (attempt %d)", kind, type(err).__name__,
-                    str(err).splitlines()[0] if str(err) else "", call.attempt)
-        self._submit(call)
+        call.attempt += 0 if refused else 1
+        log.warning("%s call lost (%s: %s); waiting for a live worker, then retrying (attempt %d)", kind,
+                    type(err).__name__, str(err).splitlines()[0] if str(err) else "", call.attempt)
+        self._submit(call, live_worker(self.workers, self._next_worker, WORKER_RESTART_TIMEOUT_S))
 
-    def _score_all(self, kind: str, entries: list, retries: Counter) -> tuple[list[ServiceTurnScores], float | None]:
-        """One service's results in submission order, and when the last one arrived (None: none asked)."""
-        results = [self._score_result(kind, item, response, retries) for _, _, item, response in entries]
-        return results, (time.perf_counter() if entries else None)
-
-    def _score_result(self, kind: str, item, response, retries: Counter) -> ServiceTurnScores:
+    def _score_all(self, kind: str, entries: list, retries: Counter) -> tuple[list, float | None]:
+        """One service's results (ServiceTurnScores, or ScoringFailure for a request given up) in submission
+        order, and when the last one arrived (None: none asked)."""
         handle = self.judge if kind == "judge" else self.consistency
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return response.result(timeout_s=600)
-            except GetTimeoutError:
-                raise
-            except Exception as err:  # a replica died mid-request (Serve restarts it)
-                if attempt == self.max_attempts:
-                    raise RuntimeError(f"{kind} request failed {attempt} times") from err
-                retries[kind] += 1
-                log.warning("%s request lost (%s); retrying (attempt %d)", kind, type(err).__name__, attempt + 1)
-                time.sleep(min(2.0 * attempt, 10.0))
-                response = handle.remote(item)
-        raise AssertionError("unreachable")
+        results = resolve_scores(handle, kind, [e[2] for e in entries], [e[3] for e in entries], retries,
+                                 self.max_attempts, SCORE_TIMEOUT_S)
+        return results, (time.perf_counter() if entries else None)

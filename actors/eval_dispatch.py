@@ -5,21 +5,23 @@ Unlike training's ``RolloutDispatcher`` there are no steps or groups: requests g
 the workers, a few in flight per worker, their chains edited with the evaluation
 sampler (``RolloutRequest.evaluation``) and a seed fixed by the request, and each trajectory is
 scored as soon as its rollout call returns. A rollout call whose worker died is sent again to the
-next worker (same seed and weights: the same images; Ray restarts the dead one in its own
-placement-group bundle, see ``actors.rollout_worker.start_rollout_workers``); a scoring request
-whose replica died is sent again. Results come back in request order, each with its images'
-ObjectRef so the driver fetches only the images it draws.
+first worker that answers a ping (same seed and weights: the same images; Ray restarts the dead
+one in its own placement-group bundle, see ``actors.rollout_worker.start_rollout_workers``);
+scoring requests whose replica died are resent all at once (actors.resend), and a trajectory
+that still cannot be scored fails the evaluation naming its chain. Results come back in request
+order, each with its images' ObjectRef so the driver fetches only the images it draws.
 """
 from __future__ import annotations
 
 import logging
-import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnavailableError, RayActorError
 
+from actors.resend import ScoringFailure, live_worker, resolve_scores
 from actors.rollout_worker import RolloutRequest, TrajectoryMeta
 from actors.scoring_services import ConsistencyItem, JudgeItem, ServiceTurnScores
 
@@ -69,9 +71,11 @@ class EvalDispatcher:
         self.max_attempts = max_attempts
         self._next_worker = 0
 
-    def _submit(self, request: RolloutRequest) -> list:
-        worker = self.workers[self._next_worker % len(self.workers)]
-        self._next_worker += 1
+    def _submit(self, request: RolloutRequest, worker_index: int | None = None) -> list:
+        if worker_index is None:
+            worker_index = self._next_worker % len(self.workers)
+            self._next_worker += 1
+        worker = self.workers[worker_index]
         return list(worker.rollout.options(num_returns=2).remote(request))
 
     def run(self, requests: Sequence[EvalRequest]) -> list[ScoredEvalChain]:
@@ -93,12 +97,13 @@ class EvalDispatcher:
             try:
                 metas: list[TrajectoryMeta] = ray.get(ready[0])
             except RayActorError as err:
-                if attempts[i] >= self.max_attempts:
+                refused = isinstance(err, ActorUnavailableError)  # its worker was restarting: it never ran
+                if not refused and attempts[i] >= self.max_attempts:
                     raise RuntimeError(f"evaluation rollout of {[c.chain_id for c in request.rollout.chains]} "
                                        f"failed {attempts[i]} times") from err
-                attempts[i] += 1
+                attempts[i] += 0 if refused else 1
                 log.warning("rollout call lost (%s); retrying (attempt %d)", type(err).__name__, attempts[i])
-                refs = self._submit(request.rollout)
+                refs = self._submit(request.rollout, live_worker(self.workers, self._next_worker, SCORE_TIMEOUT_S))
                 waiting[refs[0]] = (i, refs)
                 continue
             scoring[i] = []
@@ -109,25 +114,17 @@ class EvalDispatcher:
                 scoring[i].append(_Scoring(meta.chain_id, refs[1], j, judge_item, cc_item,
                                            self.judge.remote(judge_item), self.consistency.remote(cc_item)))
         flat = [s for i in sorted(scoring) for s in scoring[i]]
+        retries: Counter = Counter()
+        judged = resolve_scores(self.judge, "judge", [s.judge_item for s in flat], [s.judge_response for s in flat],
+                                retries, self.max_attempts, SCORE_TIMEOUT_S)
+        log.info("judged %d trajectories", len(flat))
+        measured = resolve_scores(self.consistency, "consistency", [s.cc_item for s in flat],
+                                  [s.cc_response for s in flat], retries, self.max_attempts, SCORE_TIMEOUT_S)
         out = []
-        for done, s in enumerate(flat, start=1):
-            out.append(ScoredEvalChain(s.chain_id, [s.images], s.index,
-                                        self._result(self.judge, s.judge_response, s.judge_item),
-                                        self._result(self.consistency, s.cc_response, s.cc_item)))
-            if done == len(flat) or done % max(50, len(flat) // 10) == 0:
-                log.info("scored %d / %d trajectories", done, len(flat))
+        for s, judge, cc in zip(flat, judged, measured):
+            for kind, scores in (("judge", judge), ("consistency", cc)):
+                if isinstance(scores, ScoringFailure):
+                    raise RuntimeError(f"evaluation: the {kind} request of chain {s.chain_id!r} (trajectory "
+                                       f"{s.index}) {scores.reason}: {scores.detail}")
+            out.append(ScoredEvalChain(s.chain_id, [s.images], s.index, judge, cc))
         return out
-
-    def _result(self, handle, response, item) -> ServiceTurnScores:
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return response.result(timeout_s=SCORE_TIMEOUT_S)
-            except GetTimeoutError:
-                raise
-            except Exception as err:  # a replica died mid-request (Serve restarts it)
-                if attempt == self.max_attempts:
-                    raise RuntimeError(f"scoring request failed {attempt} times") from err
-                log.warning("scoring request lost (%s); retrying (attempt %d)", type(err).__name__, attempt + 1)
-                time.sleep(min(2.0 * attempt, 10.0))
-                response = handle.remote(item)
-        raise AssertionError("unreachable")

@@ -2,7 +2,9 @@
 
 ``ray job submit`` sets RAY_ADDRESS for the entrypoint, so the same command joins the cluster
 there and starts an embedded local Ray on a laptop or CI machine. The local Ray binds its
-dashboard to 127.0.0.1 only.
+dashboard to 127.0.0.1 only, and shares the driver's fate: ``actors.orphan_reaper`` (started
+first, in its own session) kills what the driver started once the driver is gone, also after a
+SIGKILL, which leaves no chance to shut Ray down.
 
 The driver hands ``HF_TOKEN`` and ``HF_HOME`` (when set in its environment) to every actor through
 the job's runtime env, so gated models load on nodes whose Ray was started without them; a variable
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 
 import ray
@@ -41,6 +45,15 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> str:
     if address:
         ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
         return f"cluster at {address}"
+    start_reaper()
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
              dashboard_host="127.0.0.1", runtime_env=runtime_env)
     return f"local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+
+def start_reaper() -> subprocess.Popen:
+    """Start ``actors.orphan_reaper`` for this process (in its own session, so a signal to the
+    driver's process group does not reach it)."""
+    return subprocess.Popen([sys.executable, "-m", "actors.orphan_reaper", str(os.getpid())],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

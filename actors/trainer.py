@@ -42,6 +42,7 @@ from edit_rl.data import ChainSampler, load_training_chains, turn_specs
 from edit_rl.observability import RunDir, RunLogger, StageTimer, TrajectorySample, GridTurn
 from edit_rl.rewards import PromptBanList
 from edit_rl.storage import RunStorage, check_storage_reaches_every_node
+from edit_rl.training.checkpoint_file import load_tensor_file
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Trainer:
         alive = sum(1 for node in ray.nodes() if node["Alive"])
         check_storage_reaches_every_node(cfg.trainer.storage, run.path, alive)
         self.storage = RunStorage.for_run(cfg.trainer.storage, run.path, run.checkpoints_dir)
-        self.chains = {c.chain_id: c for c in load_training_chains(cfg.data)}
+        self.chains = {c.chain_id: c for c in load_training_chains(cfg.data, cfg.rollout.num_turns)}
         if len(self.chains) < cfg.rollout.groups_per_step:
             raise ValueError(f"rollout.groups_per_step={cfg.rollout.groups_per_step} needs that many distinct "
                              f"training chains a step; the data has {len(self.chains)}")
@@ -175,7 +176,8 @@ class Trainer:
                     self._sync_weights()
                 self.step = step + 1
                 metrics = {**batch.stats.metrics(), **learner_metrics, **timer.finish_step(outcome.num_images),
-                           **{f"retries/{k}": v for k, v in outcome.retries.items()}}
+                           **{f"retries/{k}": v for k, v in outcome.retries.items()},
+                           "dropped/scoring_failed": len(outcome.dropped)}
                 logger.log(step, metrics)
                 if cfg.trainer.sample_every and step % cfg.trainer.sample_every == 0:
                     self._save_samples(logger, step, outcome)
@@ -260,7 +262,7 @@ class Trainer:
             pending = driver["pending"]
             saved_version, self.version = self.version, pending["version"]
             weights = self.storage.read_bytes(name, "inflight_weights.pt")
-            self.weights_ref = ray.put(torch.load(io.BytesIO(weights)))
+            self.weights_ref = ray.put(load_tensor_file(io.BytesIO(weights), name=self.storage.uri(name, "inflight_weights.pt")))
             self.pending = self._launch(pending["step"], pending["chain_ids"])
             self.version = saved_version
             self.weights_ref = None

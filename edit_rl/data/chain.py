@@ -107,11 +107,14 @@ class EditChain:
 
     def load_image(self, image_dir: Optional[str | Path] = None) -> Image.Image:
         """The reference image as RGB: decoded ``image_png`` if present, else the file at
-        :meth:`resolve_image_path`. A missing or unreadable file raises an error naming the chain
-        and the path."""
+        :meth:`resolve_image_path`. A missing file, or an image that does not decode (corrupt,
+        truncated, a decompression bomb), raises an error naming the chain (and the path)."""
         if self.image_png is not None:
-            with Image.open(io.BytesIO(self.image_png)) as image:
-                return image.convert("RGB")
+            try:
+                with Image.open(io.BytesIO(self.image_png)) as image:
+                    return image.convert("RGB")
+            except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+                raise OSError(f"chain {self.chain_id!r}: cannot decode its inline PNG: {err}") from err
         path = self.resolve_image_path(image_dir)
         assert path is not None  # __post_init__: one of the two is set
         if not path.is_file():
@@ -120,7 +123,7 @@ class EditChain:
         try:
             with Image.open(path) as image:
                 return image.convert("RGB")
-        except OSError as err:
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
             raise OSError(f"chain {self.chain_id!r}: cannot read image {str(path)!r}: {err}") from err
 
 

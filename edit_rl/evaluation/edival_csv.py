@@ -27,7 +27,8 @@ The input image of ``image_index`` i is looked up in the image folder as ``i_inp
 
 Nothing raises on bad data: every CSV row that does not end up in a chain gets a
 :class:`~edit_rl.data.RowError` (its 0-based data row index, the image and turn, and why); a
-chain is kept only when all its rows, its turn sequence and its image are usable.
+chain is kept only when all its rows, its turn sequence (1..T, T the longest chain's in the
+file: a chain whose last row is unusable is dropped, not kept shorter) and its image are usable.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("image_index", "turns", "task_type", "instr
                                      "unchanged_objects", "all_objects")
 IMAGE_NAMES: tuple[str, ...] = ("{index}_input_raw.png", "{index}_input_raw.jpg", "{index}.png", "{index}.jpg")
 BACKGROUND_CHANGE = "background_change"
+MAX_CELL_CHARS = 2**31 - 1  # csv.field_size_limit while reading (a C long on every platform)
 SOURCE = "edival"
 
 
@@ -172,20 +174,25 @@ def own_turns(rows: Sequence[EdivalRow]) -> tuple[ChainTurn, ...]:
 
 def find_image(image_dir: Path, image_index: int) -> Path:
     """The input image of ``image_index`` in ``image_dir`` (names in IMAGE_NAMES, first found),
-    checked to be an image file. FileNotFoundError / OSError with the reason otherwise."""
+    checked to decode whole (a truncated file or a decompression bomb is caught here, at load).
+    FileNotFoundError / OSError with the reason otherwise."""
     names = [pattern.format(index=image_index) for pattern in IMAGE_NAMES]
     for name in names:
         path = image_dir / name
         if path.is_file():
             try:
-                with Image.open(path):  # reads the header only
+                with Image.open(path) as image:
+                    image.load()
                     return path
-            except (UnidentifiedImageError, OSError) as err:
+            except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
                 raise OSError(f"{path} is not a readable image: {err}") from None
     raise FileNotFoundError(f"no input image in {image_dir} (tried {', '.join(names)})")
 
 
 def _read_rows(path: Path) -> list[dict[str, Optional[str]]]:
+    # The csv module refuses a cell over 131,072 characters and with it the whole file; one long
+    # cell should cost at most its row (a list too long to parse is that row's RowError).
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL_CHARS))
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
@@ -226,6 +233,7 @@ def load_edival_chains(csv_path: str | Path, image_dir: str | Path) -> EdivalLoa
         turns[row.turn] = row
 
     chains: list[EditChain] = []
+    num_turns = max((max(turns) for turns in by_image.values()), default=0)  # the file's chain length
     for image_index, turns in by_image.items():
         rows = [turns[t] for t in sorted(turns)]
         try:
@@ -234,6 +242,9 @@ def load_edival_chains(csv_path: str | Path, image_dir: str | Path) -> EdivalLoa
                 raise ValueError(f"turns {sorted(turns)} are not 1..{len(rows)} (a row is missing or unusable)")
             chain_turns = own_turns(rows)
             image = find_image(folder, image_index)
+            if len(rows) != num_turns:
+                raise ValueError(f"turns {sorted(turns)} are not 1..{num_turns}, the file's longest chain (a later "
+                                 "row is missing or unusable)")
             chains.append(EditChain(chain_id(image_index), chain_turns, image.name, None, SOURCE))
         except (ValueError, OSError) as err:
             errors += [RowError(r.row, f"image_index {image_index}, turn {r.turn}: chain dropped: {err}") for r in rows]

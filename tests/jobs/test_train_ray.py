@@ -1,7 +1,14 @@
 """The Ray training job end to end on a real local Ray cluster: both objectives, both modes,
-faults (a rollout worker and a judge replica killed mid-step), and an exact resume."""
+faults (the rollout worker's and a judge replica's processes killed mid-step, an unscorable
+trajectory), and an exact resume."""
+import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 import ray
@@ -76,30 +83,33 @@ def test_the_time_budget_ends_the_run_after_the_last_step_that_fits_with_a_check
     assert "trainer.time_budget_minutes=0.001: stopped after step 1 of 4" in capsys.readouterr().out
 
 
-def test_resume_after_a_crash_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    # Async mode: the checkpoint after step 1 also holds step 2's in-flight rollouts' weights.
+def test_resume_after_the_driver_is_sigkilled_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    # Async mode: the checkpoint after step 1 also holds step 2's in-flight rollouts' weights. The
+    # killed driver is a real `python -m jobs.train` process with its own local Ray.
     common = [*SYNTHETIC, "trainer.mode=async", "trainer.save_every=1", "trainer.sample_every=0",
               "trainer.num_steps=3"]
     full, full_rows = run_job(tmp_path / "full", *common)
 
-    cfg = load_config(CPU_TINY, common)
-    crashed = Trainer(cfg, create_run_dir(cfg, output_dir=tmp_path / "crashed"))
-    save = crashed.save_checkpoint
-
-    def save_then_crash():
-        path = save()
-        if crashed.step == 2:
-            raise RuntimeError("simulated crash after the step-2 checkpoint")
-        return path
-
-    crashed.save_checkpoint = save_then_crash
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        crashed.fit()
-    crashed.close()
-    run_dir = crashed.run.path
+    out = tmp_path / "killed"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([sys.executable, "-m", "jobs.train", "--output-dir", str(out), *common],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 900
+        while not list(out.glob("*/checkpoints/step_000002")) and driver.poll() is None:
+            assert time.monotonic() < deadline, "no step-2 checkpoint in 900 s"
+            time.sleep(0.2)
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]  # killed mid-run
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        driver.kill()
+    run_dir = next(out.glob("*/checkpoints/step_000002")).parents[1]
+    assert not (run_dir / "checkpoints" / "step_000003").exists()
     assert [r["step"] for r in read_metrics(run_dir)] == [0, 1]
 
-    resumed = train.main(["--output-dir", str(tmp_path / "crashed"), "--resume", str(run_dir), *common])
+    resumed = train.main(["--output-dir", str(out), "--resume", str(run_dir), *common])
     assert resumed == run_dir
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == [0, 1, 2]  # no duplicate or missing line
@@ -111,49 +121,67 @@ def test_resume_after_a_crash_continues_exactly_like_an_uninterrupted_run(tmp_pa
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
-def _judge_replica():
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == "serve" and "edit-rl-judge" in actor["name"] and "REPLICA" in actor["name"]:
-            return ray.get_actor(actor["name"], namespace="serve")
-    raise AssertionError(f"no judge replica among {ray.util.list_named_actors(all_namespaces=True)}")
-
-
-def test_killed_rollout_worker_and_judge_replica_cost_a_retry_not_the_run(tmp_path):
-    cfg = load_config(CPU_TINY, [*SYNTHETIC, "trainer.num_steps=3", "trainer.save_every=0",
-                                 "trainer.sample_every=0", "rollout.num_workers=2"])
-    run = create_run_dir(cfg, output_dir=tmp_path)
+def test_killed_worker_and_replica_processes_cost_retries_and_an_unscorable_trajectory_its_group(tmp_path):
+    # The default single rollout worker: its process is SIGKILLed during step 1's rollout, so the
+    # resend must wait for Ray to restart it; the judge and consistency replicas' processes too,
+    # each with a request on it. At step 2 one trajectory's judge request is one the scorer rejects
+    # (an image index out of range): its group is dropped, counted, and the run goes on.
+    common = [*SYNTHETIC, "trainer.save_every=2", "trainer.sample_every=0"]
+    full, full_rows = run_job(tmp_path / "full", *common, "trainer.num_steps=2")
+    cfg = load_config(CPU_TINY, [*common, "trainer.num_steps=3"])
+    assert cfg.rollout.num_workers == 1
+    run = create_run_dir(cfg, output_dir=tmp_path / "faults")
     trainer = Trainer(cfg, run)
-    killed = {}
+    worker_pid = ray.get(trainer.workers[0].ping.remote())
+    pids = {kind: handle.placement.remote().result()["pid"]
+            for kind, handle in (("judge", trainer.dispatcher.judge), ("consistency", trainer.dispatcher.consistency))}
+    killed, bad = {}, {}
     submit, judge_remote = trainer.dispatcher._submit, trainer.dispatcher.judge.remote
+    consistency_remote = trainer.dispatcher.consistency.remote
 
-    def submit_then_kill_worker(call):  # the rollout is in flight when its worker dies
-        submit(call)
+    def submit_then_kill_worker(call, worker_index=None):  # the rollout is running when its process dies
+        submit(call, worker_index)
         if call.request.step == 1 and "worker" not in killed:
-            worker = trainer.workers[(trainer.dispatcher._next_worker - 1) % len(trainer.workers)]
             killed["worker"] = True
-            ray.kill(worker, no_restart=False)
+            threading.Timer(0.5, os.kill, (worker_pid, signal.SIGKILL)).start()
 
     def judge_then_kill_replica(item):  # the request is queued or running when the replica dies
-        response = judge_remote(item)
-        if trainer.step == 1 and "judge" not in killed:
-            killed["judge"] = True
-            replica = _judge_replica()
-            threading.Thread(target=ray.kill, args=(replica,), kwargs={"no_restart": True}).start()
+        if trainer.step == 2 and not bad:
+            bad["item"] = item
+        if item is bad.get("item"):  # also when it is sent again
+            item = dataclasses.replace(item, index=10_000)
+        return kill_replica_at_step_1("judge", judge_remote(item))
+
+    def kill_replica_at_step_1(kind, response):
+        if trainer.step == 1 and kind not in killed:
+            killed[kind] = True
+            response._to_object_ref_sync()  # waits until the request is on the replica
+            os.kill(pids[kind], signal.SIGKILL)
         return response
 
     trainer.dispatcher._submit = submit_then_kill_worker
     trainer.dispatcher.judge.remote = judge_then_kill_replica
+    trainer.dispatcher.consistency.remote = lambda item: kill_replica_at_step_1("consistency", consistency_remote(item))
     try:
         trainer.fit()
+        restarted_pid = ray.get(trainer.workers[0].ping.remote())
     finally:
         trainer.close()
     rows = read_metrics(run.path)
-    assert killed == {"worker": True, "judge": True}
+    assert killed == {"worker": True, "judge": True, "consistency": True} and restarted_pid != worker_pid
     assert [r["step"] for r in rows] == [0, 1, 2]
-    # Every trajectory of every step trained exactly once: 2 chains x G=4 x 3 turns.
-    assert [r["num_samples"] for r in rows] == [24, 24, 24]
-    assert rows[1].get("retries/rollout", 0) >= 1
-    assert trainer.assembler.counters.completed_groups == 6
+    assert rows[1]["retries/rollout"] >= 1 and rows[1]["retries/judge"] >= 1 and rows[1]["retries/consistency"] >= 1
+    # The faults cost retries only: steps 0 and 1 equal the uninterrupted run's, bit for bit.
+    for row, ref in zip(rows[:2], full_rows):
+        for key in ("loss", "grad_norm", "num_samples", "reward"):
+            assert row[key] == ref[key], key
+    a = load_file(full / "checkpoints" / "step_000002" / "lora" / "pytorch_lora_weights.safetensors")
+    b = load_file(run.path / "checkpoints" / "step_000002" / "lora" / "pytorch_lora_weights.safetensors")
+    assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
+    # Step 2: one group dropped for the unscorable trajectory, the other trained (G=4 x 3 turns).
+    assert [r["dropped/scoring_failed"] for r in rows] == [0, 0, 1]
+    assert rows[2]["num_samples"] == 12 and rows[2].get("retries/judge", 0) == 0
+    assert trainer.assembler.counters.dropped_groups == 1 and trainer.assembler.counters.completed_groups == 5
 
 
 def test_a_dead_learner_rank_fails_its_step_and_the_run_continues_from_the_last_checkpoint(tmp_path):
@@ -187,3 +215,10 @@ def test_more_groups_a_step_than_training_chains_is_refused_before_any_actor_sta
     with pytest.raises(ValueError, match="rollout.groups_per_step=5 needs that many distinct training chains a step; "
                                          "the data has 4"):
         Trainer(cfg, create_run_dir(cfg, output_dir=tmp_path))
+
+
+def test_a_num_turns_the_data_lacks_is_refused_before_any_actor_starts(tmp_path):
+    cfg = load_config(CPU_TINY, ["rollout.num_turns=2"])
+    with pytest.raises(ValueError, match="rollout.num_turns=2, but no chain of the synthetic train split has 2 turns"):
+        Trainer(cfg, create_run_dir(cfg, output_dir=tmp_path))
+    assert all(pg["state"] == "REMOVED" for pg in ray.util.placement_group_table().values())  # nothing reserved

@@ -46,6 +46,7 @@ from edit_rl.editors.lora import (DEFAULT_ADAPTER, OLD_ADAPTER, adapter_paramete
                                   trainable_parameters)
 from edit_rl.training import dist
 from edit_rl.training.backends.base import Backend, StepResult
+from edit_rl.training.checkpoint_file import load_tensor_file
 
 CHECKPOINT_TAG = "learner"
 
@@ -140,7 +141,21 @@ class DeepSpeedBackend(Backend):
                                     exclude_frozen_parameters=True)
 
     def load_checkpoint(self, folder: Path) -> dict[str, Any]:
+        # DeepSpeed's loader unpickles anything (weights_only=False): read its files as tensors,
+        # plain data and the few plain records its ZeRO optimizer state holds, nothing else.
+        self.engine.checkpoint_engine.load = _load_deepspeed_file
         path, client_state = self.engine.load_checkpoint(str(folder), tag=CHECKPOINT_TAG, load_module_strict=False)
         if path is None:
             raise FileNotFoundError(f"no DeepSpeed checkpoint {CHECKPOINT_TAG!r} under {folder}")
         return client_state["extra"]
+
+
+def _load_deepspeed_file(path: str, map_location=None) -> Any:
+    """One DeepSpeed checkpoint file, loaded with ``weights_only=True`` admitting besides tensors and
+    plain data only the record types DeepSpeed's ZeRO optimizer state is made of."""
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    with torch.serialization.safe_globals([LossScaler, ZeroStageEnum, fragment_address]):
+        return load_tensor_file(path, map_location="cpu" if map_location is None else map_location)

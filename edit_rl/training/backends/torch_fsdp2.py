@@ -27,6 +27,7 @@ from edit_rl.config.schema import LearnerConfig
 from edit_rl.editors.lora import trainable_parameters
 from edit_rl.training import dist
 from edit_rl.training.backends.base import Backend, StepResult
+from edit_rl.training.checkpoint_file import load_tensor_file
 
 CHECKPOINT_FILE = "learner.pt"
 
@@ -115,5 +116,5 @@ class TorchBackend(Backend):
             torch.distributed.barrier()
 
     def load_checkpoint(self, folder: Path) -> dict[str, Any]:
-        state = torch.load(folder / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+        state = load_tensor_file(folder / CHECKPOINT_FILE)
         return self.load_state_dict(state)

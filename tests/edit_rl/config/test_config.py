@@ -150,3 +150,22 @@ def test_trainer_storage_must_be_a_uri_or_an_absolute_path():
         assert load_config("jobs/configs/cpu_tiny.yaml", [f"trainer.storage={ok}"]).trainer.storage == ok
     with pytest.raises(ConfigError, match="trainer.storage: must be a URI"):
         load_config("jobs/configs/cpu_tiny.yaml", ["trainer.storage=shared/runs"])
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", ".inf", "nan", ".nan", "1e999"])
+def test_a_float_that_is_not_finite_is_refused_naming_the_key(value):
+    with pytest.raises(ConfigError, match=r"^learner\.lr: expected a finite number, got "):
+        load_config(overrides=[f"learner.lr={value}"])
+
+
+def test_a_yaml_syntax_error_is_a_config_error_line_naming_the_file_and_place(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("learner:\n  lr: [1e-4\nrollout: {num_turns: 3}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: not valid YAML: ") and "line 3" in message and "\n" not in message
+    from jobs import train
+
+    with pytest.raises(SystemExit, match=r"^config error: .*broken\.yaml: not valid YAML"):
+        train.main(["--config", str(bad)])

@@ -133,3 +133,40 @@ def test_clean_instruction_strips_only_wrapping_quotes():
     assert clean_instruction('Change the material of skin hand to "leather"') == \
         'Change the material of skin hand to "leather"'
     assert clean_instruction("Add text 'WORK' on the image") == "Add text 'WORK' on the image"
+
+
+def test_a_chain_whose_last_turn_row_is_bad_is_dropped_not_kept_shorter(tmp_path):
+    def chain(index: int) -> list[str]:
+        types, instructions = ["a", "b", "c"], ["x", "y", "z"]
+        return [_line(index, t, types[:t], instructions[:t]) for t in (1, 2, 3)]
+
+    lines = chain(0) + chain(1)
+    lines[2] = lines[2].replace("True", "maybe")  # row 2: image 0's turn 3
+    result = load_edival_chains(_write_csv(tmp_path / "short.csv", lines), _placeholders(tmp_path / "images", [0, 1]))
+    assert [c.chain_id for c in result.chains] == ["edival-1"] and result.chains[0].num_turns == 3
+    reasons = {e.row: e.reason for e in result.errors}
+    assert sorted(reasons) == [0, 1, 2]
+    assert "bg_consistency must be True or False" in reasons[2]
+    assert "chain dropped: turns [1, 2] are not 1..3" in reasons[0] and "chain dropped" in reasons[1]
+
+
+def test_a_cell_longer_than_the_csv_modules_default_limit_costs_nothing(tmp_path):
+    long = "x" * 200_000  # the csv module's default limit is 131,072 characters
+    lines = [_line(0, 1, ["a"], ["x"]), _line(1, 1, ["a"], ["y"]).replace("\"['y']\"", f"\"['{long}']\"", 1)]
+    result = load_edival_chains(_write_csv(tmp_path / "long.csv", lines), _placeholders(tmp_path / "images", [0, 1]))
+    assert [c.chain_id for c in result.chains] == ["edival-0", "edival-1"] and result.errors == ()
+    assert result.chains[1].turns[0].instruction == long
+
+
+def test_a_truncated_image_or_a_decompression_bomb_drops_its_chain_at_load(tmp_path, monkeypatch):
+    folder = _placeholders(tmp_path / "images", [0, 2])
+    whole = (folder / "0_input_raw.png").read_bytes()
+    (folder / "1_input_raw.png").write_bytes(whole[:len(whole) // 2])  # header intact, data cut
+    lines = [_line(i, 1, ["a"], ["x"]) for i in range(3)]
+    result = load_edival_chains(_write_csv(tmp_path / "images.csv", lines), folder)
+    assert [c.chain_id for c in result.chains] == ["edival-0", "edival-2"]
+    assert len(result.errors) == 1 and "image_index 1" in result.errors[0].reason
+    assert "1_input_raw.png is not a readable image" in result.errors[0].reason
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # an 8 x 8 image is then a bomb (> 2 x 16 pixels)
+    result = load_edival_chains(_write_csv(tmp_path / "images.csv", lines[:1]), folder)
+    assert result.chains == () and "decompression bomb" in result.errors[0].reason

@@ -161,3 +161,17 @@ def test_sde_argument_errors() -> None:
         sde_step_with_logprob(x, x, 0.4, 0.5, 0.9, 0.7)
     with pytest.raises(ValueError):
         sde_step_with_logprob(x, x, 0.5, 0.4, 0.9, 0.7, prev_sample=x, generator=torch.Generator())
+
+
+@pytest.mark.parametrize("kind", ["sde", "cps"])
+def test_per_sample_sigmas_give_each_row_its_own_float_step(kind: str) -> None:
+    g = torch.Generator().manual_seed(5)
+    x, v, prev = (torch.randn(3, 2, 4, generator=g) for _ in range(3))
+    sigma, sigma_next = torch.tensor([0.9, 0.6, 0.3]), torch.tensor([0.7, 0.4, 0.1])
+    out = sde_step_with_logprob(x, v, sigma, sigma_next, 0.95, 0.7, prev_sample=prev, kind=kind)
+    for i in range(3):
+        row = sde_step_with_logprob(x[i:i + 1], v[i:i + 1], float(sigma[i]), float(sigma_next[i]), 0.95, 0.7,
+                                    prev_sample=prev[i:i + 1], kind=kind)
+        assert torch.allclose(out.mean[i], row.mean[0], atol=1e-6)
+        assert torch.allclose(out.log_prob[i], row.log_prob[0], atol=1e-6)
+        assert torch.allclose(out.std[i], row.std[0], atol=1e-7)
