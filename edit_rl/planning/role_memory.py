@@ -88,7 +88,10 @@ def rollout_worker_memory(cfg: Config, card: Card) -> RoleMemory:
 
 
 def learner_shards_base(cfg: Config) -> bool:
-    """FSDP2 and ZeRO-3 shard the frozen base over the ranks; ZeRO-2 keeps a replica per rank."""
+    """FSDP2 and ZeRO-3 shard the frozen base over the ranks; ZeRO-2 and ``learner.strategy:
+    replicate`` keep a replica per rank."""
+    if cfg.learner.strategy == "replicate":
+        return False
     return cfg.learner.backend == "fsdp2" or cfg.learner.zero_stage == 3
 
 
@@ -108,7 +111,8 @@ def learner_rank_memory(cfg: Config, card: Card) -> RoleMemory:
         placement = f"{name} sharded 1/{lc.num_ranks} ({lc.backend}{'' if lc.backend == 'fsdp2' else ' ZeRO-3'})"
     else:
         weights = full
-        placement = f"{name} replicated (ZeRO-{lc.zero_stage}), only the LoRA is reduced"
+        how = "replicate strategy" if lc.strategy == "replicate" else f"ZeRO-{lc.zero_stage}"
+        placement = f"{name} replicated ({how}), only the LoRA is reduced"
     n_lora = lora_params(cfg)
     t = transformer_costs(e.family, e.resolution, e.max_sequence_length, e.gradient_checkpointing)
     activations = t.batch_training_bytes(lc.micro_batch_size) + lc.micro_batch_size * t.inference_bytes

@@ -21,6 +21,7 @@ from ray.cluster_utils import Cluster
 
 from actors.ray_session import connect, forwarded_env_vars
 
+pytestmark = pytest.mark.ray  # starts Ray clusters and drivers of its own
 ROOT = Path(__file__).resolve().parents[2]
 DRIVER = ("import time, ray\n"
           "from actors.ray_session import connect\n"

@@ -28,7 +28,7 @@ def test_every_gpu_preset_fits_its_card(preset, capsys):
 
 def test_replicated_editor_with_huge_batches_does_not_fit_an_a100(capsys):
     code = main(["--config", str(CONFIGS / "flux_kontext_nft_b200.yaml"), "--gpu", "a100-80",
-                 "rollout.chains_per_request=16", "learner.backend=deepspeed", "learner.zero_stage=2",
+                 "rollout.chains_per_request=16", "learner.strategy=shard", "learner.backend=deepspeed", "learner.zero_stage=2",
                  "learner.micro_batch_size=16", "editor.gradient_checkpointing=false"])
     out = capsys.readouterr().out
     assert code == 1

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from edit_rl.config import load_config
 from edit_rl.observability import create_run_dir, read_metrics
 from jobs import train
-from jobs.trainer import Trainer
+from actors.trainer import Trainer
 
 CPU_TINY = "jobs/configs/cpu_tiny.yaml"
 QUICK = ["judge.backend=synthetic", "consistency.detector=synthetic", "filter.enabled=false",

@@ -11,14 +11,14 @@ FLUX_ROLES = ["black-forest-labs/FLUX.1-Kontext-dev", "Qwen/Qwen3-VL-8B-Instruct
 
 
 @pytest.mark.parametrize("preset, expected", [
-    ("flux_kontext_nft_b200", FLUX_ROLES),
-    ("flux_kontext_grpo_b200", FLUX_ROLES),
-    ("flux2_klein_nft_a100", ["black-forest-labs/FLUX.2-klein-base-9B", *FLUX_ROLES[1:]]),
-    ("cpu_tiny", []),  # tiny/ models are built locally
-    ("shapes_nft", []),  # shipped editor, synthetic judge and detector
+    ("jobs/configs/flux_kontext_nft_b200.yaml", FLUX_ROLES),
+    ("jobs/configs/flux_kontext_grpo_b200.yaml", FLUX_ROLES),
+    ("jobs/configs/flux2_klein_nft_a100.yaml", ["black-forest-labs/FLUX.2-klein-base-9B", *FLUX_ROLES[1:]]),
+    ("jobs/configs/cpu_tiny.yaml", []),  # tiny/ models are built locally
+    ("experiments/shapes/configs/shapes_nft.yaml", []),  # shipped editor, synthetic judge and detector
 ])
 def test_each_preset_fetches_its_hub_models_once(preset, expected):
-    assert repos_to_fetch(load_config(f"jobs/configs/{preset}.yaml")) == expected
+    assert repos_to_fetch(load_config(preset)) == expected
 
 
 def test_local_folders_and_the_synthetic_scorers_are_skipped(tmp_path):

@@ -23,13 +23,16 @@ def test_usable_memory_states_the_margin():
     assert usable_bytes(card("b200"), 0.5) == int(0.5 * (0.9 * 180e9 - 2 ** 30))
 
 
-def test_learner_weights_shard_under_fsdp2_and_replicate_under_zero2():
+def test_learner_weights_shard_under_fsdp2_and_replicate_under_zero2_or_the_replicate_strategy():
     full = parameter_count("flux_kontext_transformer") * 2
-    sharded = learner_rank_memory(nft(), card("b200"))
+    sharded = learner_rank_memory(nft("learner.strategy=shard"), card("b200"))
     assert sharded.weights == math.ceil(full / 8) + 2 * largest_block_parameters("flux_kontext_transformer") * 2
-    replica = learner_rank_memory(nft("learner.backend=deepspeed", "learner.zero_stage=2"), card("b200"))
+    replica = learner_rank_memory(nft("learner.strategy=shard", "learner.backend=deepspeed", "learner.zero_stage=2"),
+                                  card("b200"))
     assert replica.weights == full
     assert replica.load_peak == sharded.load_peak == full
+    preset = learner_rank_memory(nft(), card("b200"))  # the preset's learner.strategy: replicate
+    assert preset.weights == full and "replicate strategy" in preset.placement
 
 
 def test_rollout_worker_holds_the_whole_editor():
