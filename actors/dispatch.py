@@ -29,7 +29,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.resend import ScoringFailure, live_worker, resolve_scores
-from actors.rollout_worker import ChainInput, RolloutRequest, TrajectoryMeta
+from actors.rollout_worker import ChainInput, RolloutRequest, TrajectoryMeta, num_outputs
 from actors.scoring_services import ConsistencyItem, JudgeItem
 from edit_rl.buffer import DroppedGroup, GroupAssembler, Rollout, TrajectoryGroup
 from edit_rl.config import Config
@@ -85,9 +85,7 @@ class RolloutDispatcher:
             worker_index = self._next_worker % len(self.workers)
             self._next_worker += 1
         worker = self.workers[worker_index]
-        turns = len(call.request.chains[0].instructions)
-        n = 2 + len(call.request.chains) * call.request.group_size * turns
-        call.refs = list(worker.rollout.options(num_returns=n).remote(call.request))
+        call.refs = list(worker.rollout.options(num_returns=num_outputs(call.request)).remote(call.request))
 
     def launch(self, step: int, chains: list[tuple[ChainInput, tuple]], weights_version: int,
                weights_ref, assembler: GroupAssembler) -> PendingStep:

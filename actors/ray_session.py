@@ -12,6 +12,7 @@ the submitted job's runtime env already sets is left to it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -36,19 +37,30 @@ def forwarded_env_vars(environ: Mapping[str, str]) -> dict[str, str]:
     return {k: environ[k] for k in FORWARDED_ENV_VARS if environ.get(k) and k not in job_vars}
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> str:
-    """Join ``address`` (or $RAY_ADDRESS), else start a local Ray. Returns a description."""
+def connect(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> str:
+    """Join ``address`` (or $RAY_ADDRESS), else start a local Ray. Returns a description. With
+    ``log_to_driver`` False the actors' output stays in Ray's log files (the benchmarks' console)."""
     address = address or os.environ.get("RAY_ADDRESS")
     if ray.is_initialized():
         return "already connected"
     runtime_env = {"env_vars": forwarded_env_vars(os.environ)}
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env, log_to_driver=log_to_driver)
         return f"cluster at {address}"
     start_reaper()
     ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-             dashboard_host="127.0.0.1", runtime_env=runtime_env)
+             dashboard_host="127.0.0.1", runtime_env=runtime_env, log_to_driver=log_to_driver)
     return f"local Ray ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+
+def disconnect() -> None:
+    """Shut Serve down (when it runs; a failure to is ignored, Ray's shutdown ends it anyway), then
+    leave Ray (a local Ray stops)."""
+    from ray import serve
+
+    with contextlib.suppress(Exception):
+        serve.shutdown()
+    ray.shutdown()
 
 
 def start_reaper() -> subprocess.Popen:

@@ -14,11 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-import ray
-
 from actors.learner import LearnerGroup
 from actors.placement import RolePlacement
-from actors.rollout_worker import start_rollout_workers, wait_for_rollout_workers
+from actors.rollout_worker import start_rollout_workers, stop_rollout_workers, wait_for_rollout_workers
 from actors.scoring_services import deploy_services, stop_services, wait_for_services
 from edit_rl.config import Config
 
@@ -51,8 +49,7 @@ class Roles:
         """Release the learner group, the rollout workers, both services and the placement groups."""
         if self.learners is not None:
             self.learners.shutdown()
-        for worker in self.workers:
-            ray.kill(worker, no_restart=True)
+        stop_rollout_workers(self.workers)
         stop_services(self.app_prefix)
         self.placement.remove()
 

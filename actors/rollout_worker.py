@@ -19,6 +19,7 @@ worker i in bundle i, also after Ray restarts it (``cluster.max_restarts``).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,6 +72,14 @@ class TrajectoryImages:
     turns: tuple[np.ndarray, ...]
 
 
+def num_outputs(request: RolloutRequest) -> int:
+    """How many objects ``RolloutWorker.rollout`` returns for ``request``: 2 + C*G*T (2 for an
+    evaluation request)."""
+    if request.evaluation:
+        return 2
+    return 2 + len(request.chains) * request.group_size * len(request.chains[0].instructions)
+
+
 def rollout_id(step: int, chain_id: str, slot: int) -> str:
     return f"s{step}/{chain_id}/g{slot}"
 
@@ -117,6 +126,12 @@ class RolloutWorker:
         state = ray.get(weights[0])
         load_adapter_state_dict_(self.editor.transformer, state, adapter=self.adapter)
         self.version = version
+
+    def load_weights(self, version: int, weights: list) -> float:
+        """Fetch and load weights ``version`` now, as the next rollout would; the seconds it took."""
+        start = time.perf_counter()
+        self._ensure_weights(version, weights)
+        return time.perf_counter() - start
 
     def rollout(self, request: RolloutRequest):
         self._ensure_weights(request.weights_version, request.weights)
@@ -167,13 +182,39 @@ def start_rollout_workers(cfg: Config, slots: RoleSlots) -> list:
             for i in range(cfg.rollout.num_workers)]
 
 
-def wait_for_rollout_workers(workers: list) -> None:
-    """Block until every worker has loaded its editor; a worker whose start failed (e.g. it
-    reserved a GPU its node lacks: edit_rl.device.role_device) raises its error here, before any
-    rollout is sent."""
+def wait_for_rollout_workers(workers: list) -> list[int]:
+    """Block until every worker has loaded its editor; their process ids. A worker whose start
+    failed (e.g. it reserved a GPU its node lacks: edit_rl.device.role_device) raises its error
+    here, before any rollout is sent."""
     pings = [w.ping.remote() for w in workers]
+    pids = []
     for index, ping in enumerate(pings):
         try:
-            ray.get(ping)
+            pids.append(ray.get(ping))
         except ray.exceptions.RayActorError as err:
             raise RuntimeError(f"rollout worker {index} failed to start: {err}") from err
+    return pids
+
+
+def stop_rollout_workers(workers: list) -> None:
+    """Kill the workers (not restarted)."""
+    for worker in workers:
+        ray.kill(worker, no_restart=True)
+
+
+def roll_out_in_turn(workers: list, requests: list[RolloutRequest]) -> list[list]:
+    """Send request i to worker i mod len(workers), all at once, and wait until every worker
+    answered (its trajectories' metadata); each request's output references (see the module
+    docstring: meta, images, then the samples)."""
+    outputs = []
+    for i, request in enumerate(requests):
+        worker = workers[i % len(workers)]
+        outputs.append(list(worker.rollout.options(num_returns=num_outputs(request)).remote(request)))
+    ray.get([refs[0] for refs in outputs])
+    return outputs
+
+
+def push_weights(workers: list, version: int, weights: ray.ObjectRef) -> list[float]:
+    """Make every worker fetch and load ``weights`` as weights ``version`` now (a rollout would
+    do it lazily), and wait; each worker's seconds inside."""
+    return ray.get([w.load_weights.remote(version, [weights]) for w in workers])

@@ -20,6 +20,7 @@ but still loading their model are waited for.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -176,12 +177,30 @@ def deploy_services(cfg: Config, app_prefix: str = "edit-rl"):
     """The first half of ``start_services``: deploy both applications and return their handles at
     once, while the replicas start (the trainer starts its learner meanwhile)."""
     cfg.cluster.validate_roles(cfg)
-    serve.start(http_options={"host": "127.0.0.1"})
+    start_serve()
     targets = [serve.RunTarget(service.options(**deployment_options(scaling, cfg.cluster.service_strategy)).bind(cfg),
                                name=app, route_prefix=None)
                for app, (service, _, scaling) in _services(cfg, app_prefix).items()]
     return tuple(serve.run_many(targets, wait_for_ingress_deployment_creation=False,
                                 wait_for_applications_running=False))
+
+
+def start_serve() -> None:
+    """Start Serve on the current Ray (its HTTP proxy bound to 127.0.0.1), or join the running one."""
+    serve.start(http_options={"host": "127.0.0.1"})
+
+
+def deploy_fixed_replicas(cfg: Config, role: str, replicas: int, app: str):
+    """One scoring service ("judge" or "consistency") as its own Serve application ``app`` with
+    exactly ``replicas`` replicas (its scaling section's other settings kept, placement strategy
+    PACK), waited for until it runs; its handle. Serve must be started (``start_serve``)."""
+    services = {"judge": (JudgeService, cfg.judge.scaling),
+                "consistency": (ConsistencyService, cfg.consistency.scaling)}
+    if role not in services:
+        raise ValueError(f"unknown scoring service {role!r}: expected one of {sorted(services)}")
+    service, scaling = services[role]
+    scaling = dataclasses.replace(scaling, min_replicas=replicas, max_replicas=replicas)
+    return serve.run(service.options(**deployment_options(scaling)).bind(cfg), name=app, route_prefix=None)
 
 
 def wait_for_services(cfg: Config, app_prefix: str = "edit-rl") -> None:

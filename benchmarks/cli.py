@@ -5,8 +5,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from actors.ray_session import disconnect
 from benchmarks.report import Figure, save, show
-from benchmarks.system import WORLDS, stop_ray
+from benchmarks.system import WORLDS
 
 
 def parse(description: str, argv: list[str] | None, worlds: bool = True,
@@ -39,7 +40,7 @@ def run_worlds(description: str, argv: list[str] | None,
         for world in args.worlds:
             figures += show(measure_world(world, args.quick))
     finally:
-        stop_ray()
+        disconnect()
     if args.json:
         save(figures, args.json)
     return figures

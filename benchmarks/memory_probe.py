@@ -1,4 +1,5 @@
-"""Process readings: the driver's resident set, the object store's use, each role's peak, CPU time.
+"""Process readings: the driver's resident set, each role's peak, CPU time (the object store's use:
+``actors.object_store.store_stats``).
 
 Roles are found among the driver's descendant processes by the title Ray gives them
 (``ray::RolloutWorker``, ``ray::LearnerActor``, ``ray::ServeReplica:<app>:<deployment>``); a
@@ -7,7 +8,6 @@ process's peak is its VmHWM (Linux). The Ray cluster is local, so every process 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import psutil
 
@@ -20,13 +20,8 @@ ROLE_TITLES = {  # substring of the process title -> role
     "ProxyActor": "serve proxy",
     "raylet": "raylet",
     "gcs_server": "gcs server",
+    "actors.orphan_reaper": "orphan reaper",  # started by actors.ray_session.connect
 }
-
-
-@dataclass(frozen=True)
-class StoreStats:
-    bytes_used: int
-    num_objects: int
 
 
 def driver_rss() -> int:
@@ -40,14 +35,6 @@ def peak_rss(pid: int) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmHWM for pid {pid}")
-
-
-def object_store_stats() -> StoreStats:
-    import ray
-    from ray._private.internal_api import get_memory_info_reply, get_state_from_address
-
-    reply = get_memory_info_reply(get_state_from_address(ray.get_runtime_context().gcs_address))
-    return StoreStats(int(reply.store_stats.object_store_bytes_used), int(reply.store_stats.num_local_objects))
 
 
 def cpu_seconds(pids: list[int] | None = None, exclude: frozenset[int] = frozenset()) -> float:

@@ -20,10 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from actors.ray_session import disconnect
 from benchmarks import memory, overhead, pipelining, scaling, weight_sync
 from benchmarks.reference_loop import ReferenceProcess, child_env
 from benchmarks.report import Figure, markdown_table, save, show
-from benchmarks.system import OUTPUT_DIR, RaySystem, stop_ray
+from benchmarks.system import OUTPUT_DIR, RaySystem
 
 
 def machine() -> str:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> list[Figure]:
         phase("scaling", start)
         figures += scaling.measure(args.worlds, rounds=1 if args.quick else 2)
     finally:
-        stop_ray()
+        disconnect()
     elapsed = time.perf_counter() - start
     print(f"\n{markdown_table(figures)}\n\nmachine: {machine()}\nwall time: {elapsed / 60:.1f} min", flush=True)
     path = args.json or OUTPUT_DIR / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -12,13 +12,11 @@ On this machine the ceiling is the free cores, not Ray: the load average is prin
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 
 import numpy as np
 import psutil
-import ray
 
 from benchmarks.memory_probe import cpu_seconds
 from benchmarks.report import Figure, median, save, show, spread
@@ -54,16 +52,17 @@ class _Meter:
         return f"{name} {spread(self.rates)} img/s using {median(self.cores):.2f} cores"
 
 
-def _rollout_round(workers: list, requests: list, num_returns: int) -> list:
-    calls = [workers[i % len(workers)].rollout.options(num_returns=num_returns).remote(r)
-             for i, r in enumerate(requests)]
-    ray.get([c[0] for c in calls])
-    return [c[1] for c in calls]
+def _rollout_round(workers: list, requests: list) -> list:
+    """Every request's images reference, once all are rolled out."""
+    from actors.rollout_worker import roll_out_in_turn
+
+    return [refs[1] for refs in roll_out_in_turn(workers, requests)]
 
 
 def rollout_scaling(cfg, rounds: int) -> tuple[Figure, list]:
     """The 2-vs-1-worker figure and the image refs of the last round (for the services)."""
-    from actors.rollout_worker import ChainInput, RolloutRequest, RolloutWorker
+    from actors.rollout_worker import (ChainInput, RolloutRequest, RolloutWorker, stop_rollout_workers,
+                                       wait_for_rollout_workers)
     from edit_rl.data import load_training_chains
 
     chains = load_training_chains(cfg.data)[:CHAINS]
@@ -71,17 +70,15 @@ def rollout_scaling(cfg, rounds: int) -> tuple[Figure, list]:
                          tuple(t.instruction for t in c.turns)) for c in chains]
     requests = [RolloutRequest(0, (c,), cfg.rollout.group_size, 1000 + i, -1, [None]) for i, c in enumerate(inputs)]
     workers = [RolloutWorker.options(num_cpus=cfg.cluster.rollout_num_cpus).remote(cfg, i) for i in range(2)]
-    n = 2 + cfg.rollout.group_size * cfg.rollout.num_turns
-    _rollout_round(workers, requests[:2], n)  # warm-up: one request each
+    _rollout_round(workers, requests[:2])  # warm-up: one request each
     images = CHAINS * cfg.rollout.group_size * cfg.rollout.num_turns
-    pids = ray.get([w.ping.remote() for w in workers])
+    pids = wait_for_rollout_workers(workers)
     meters = {k: _Meter(pids[:k]) for k in (1, 2)}
     refs: list = []
     for _ in range(rounds):
         for k in (1, 2):
-            refs = meters[k].time(lambda: _rollout_round(workers[:k], requests, n), images)
-    for w in workers:
-        ray.kill(w)
+            refs = meters[k].time(lambda: _rollout_round(workers[:k], requests), images)
+    stop_rollout_workers(workers)
     figure = Figure("scaling/rollout/2-vs-1-workers", "rollout images/s, 2 workers / 1 worker",
                     median(meters[2].rates) / median(meters[1].rates),
                     detail=f"{meters[1].summary('1 worker')}, {meters[2].summary('2 workers')}; "
@@ -89,20 +86,8 @@ def rollout_scaling(cfg, rounds: int) -> tuple[Figure, list]:
     return figure, refs
 
 
-def _deploy(kind: str, cfg, replicas: int, world: str):
-    from ray import serve
-
-    from actors.scoring_services import ConsistencyService, JudgeService, deployment_options
-
-    section = cfg.judge if kind == "judge" else cfg.consistency
-    scaling = dataclasses.replace(section.scaling, min_replicas=replicas, max_replicas=replicas)
-    service = JudgeService if kind == "judge" else ConsistencyService
-    return serve.run(service.options(**deployment_options(scaling)).bind(cfg),
-                     name=f"bench-{world}-{kind}-{replicas}", route_prefix=None)
-
-
 def service_scaling(kind: str, cfg, world: str, image_refs: list, rounds: int) -> Figure:
-    from actors.scoring_services import ConsistencyItem, JudgeItem
+    from actors.scoring_services import ConsistencyItem, JudgeItem, deploy_fixed_replicas
     from edit_rl.data import load_training_chains, turn_specs
 
     chains = load_training_chains(cfg.data)[:CHAINS]
@@ -111,7 +96,7 @@ def service_scaling(kind: str, cfg, world: str, image_refs: list, rounds: int) -
         for g in range(cfg.rollout.group_size):
             items.append(JudgeItem([ref], g, tuple(t.instruction for t in chain.turns)) if kind == "judge" else
                          ConsistencyItem([ref], g, turn_specs(chain.turns, cfg.consistency.pairing)))
-    handles = {k: _deploy(kind, cfg, k, world) for k in (1, 2)}
+    handles = {k: deploy_fixed_replicas(cfg, kind, k, f"bench-{world}-{kind}-{k}") for k in (1, 2)}
     meters = {k: _Meter(_replicas(f"bench-{world}-{kind}-{k}")) for k in (1, 2)}
     images = len(items) * cfg.rollout.num_turns
 
@@ -131,12 +116,11 @@ def service_scaling(kind: str, cfg, world: str, image_refs: list, rounds: int) -
 
 
 def measure(worlds: list[str], rounds: int) -> list[Figure]:
-    from ray import serve
-
+    from actors.scoring_services import start_serve
     from benchmarks.system import load_world_config, start_ray
 
     start_ray()
-    serve.start(http_options={"host": "127.0.0.1"})
+    start_serve()
     rollout_figure, refs = rollout_scaling(load_world_config(worlds[0]), rounds)
     figures = show([rollout_figure])
     for world in worlds:
@@ -147,14 +131,14 @@ def measure(worlds: list[str], rounds: int) -> list[Figure]:
 
 
 def main(argv: list[str] | None = None) -> list[Figure]:
+    from actors.ray_session import disconnect
     from benchmarks.cli import parse
-    from benchmarks.system import stop_ray
 
     args = parse(__doc__.split("\n")[0], argv)
     try:
         figures = measure(args.worlds, rounds=1 if args.quick else 4)
     finally:
-        stop_ray()
+        disconnect()
     if args.json:
         save(figures, args.json)
     return figures

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
-
-from benchmarks.memory_probe import driver_rss, object_store_stats
+from actors.object_store import store_stats
+from actors.ray_session import connect
+from benchmarks.memory_probe import driver_rss
 
 CPU_TINY = "jobs/configs/cpu_tiny.yaml"
 COMMON = ["trainer.sample_every=0", "trainer.save_every=0", "filter.enabled=false"]
@@ -34,17 +33,9 @@ def load_world_config(world: str):
 
 
 def start_ray(num_cpus: int = 4) -> None:
-    """A local Ray like the tests' (fractional CPUs on a small machine); actor logs stay in files."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-
-
-def stop_ray() -> None:
-    from ray import serve
-
-    with contextlib.suppress(Exception):
-        serve.shutdown()
-    ray.shutdown()
+    """A local Ray like the tests' (fractional CPUs on a small machine), or the one already
+    connected; actor logs stay in files."""
+    connect(num_cpus=num_cpus, log_to_driver=False)
 
 
 @dataclass(frozen=True)
@@ -84,7 +75,7 @@ class RaySystem:
         rows = [flatten_metrics(r) for r in read_metrics(self.trainer.run.path)[-n:]]
         if mode == "sync":
             self.sync_rows += rows
-        store = object_store_stats()
+        store = store_stats()
         self.memory.append(MemorySample(self.trainer.step, driver_rss(), store.bytes_used, store.num_objects))
         return rows
 

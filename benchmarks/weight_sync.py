@@ -4,30 +4,22 @@
 
 Measured end to end, the way the trainer does it: rank 0 of the learner puts the sampling adapter
 in the object store and the driver only hands the reference on (``LearnerGroup.lora_state_ref``),
-then every worker fetches and loads it (``RolloutWorker._ensure_weights``, run on the worker
-through ``__ray_call__``; the trainer's own timing/weight_sync_s covers only the driver's part, the
-workers load lazily at their next rollout). Divided by the median synchronous step time of the
-same run. Target: under 1 %. Beside it, interleaved: the earlier path through the driver (the state
-fetched with ``LearnerGroup.lora_state``, then ``ray.put`` again).
+then every worker fetches and loads it at once (``actors.rollout_worker.push_weights``; the
+trainer's own timing/weight_sync_s covers only the driver's part, the workers load lazily at their
+next rollout). Divided by the median synchronous step time of the same run. Target: under 1 %. Beside it, interleaved: the earlier path through the driver (the state
+fetched with ``LearnerGroup.lora_state``, then put in the object store again).
 """
 from __future__ import annotations
 
 import time
 
-import ray
-
+from actors.object_store import put
+from actors.rollout_worker import push_weights
 from benchmarks.cli import run_worlds
 from benchmarks.report import Figure, median, spread
 from benchmarks.system import RaySystem
 
 TARGET_PERCENT = 1.0
-
-
-def _load_on_worker(worker, version: int, weights: list) -> float:
-    """Runs inside a RolloutWorker: fetch and load the weights as a rollout request would."""
-    start = time.perf_counter()
-    worker._ensure_weights(version, weights)
-    return time.perf_counter() - start
 
 
 def measure(system: RaySystem, reps: int) -> list[Figure]:
@@ -42,10 +34,10 @@ def measure(system: RaySystem, reps: int) -> list[Figure]:
         t0 = time.perf_counter()
         state = trainer.learners.lora_state(adapter)
         t1 = time.perf_counter()
-        ref = ray.put(state)
+        ref = put(state)
         t2 = time.perf_counter()
         version += 1
-        load = ray.get([w.__ray_call__.remote(_load_on_worker, version, [ref]) for w in trainer.workers])
+        load = push_weights(trainer.workers, version, ref)
         t3 = time.perf_counter()
         via_driver.append(t3 - t0)
         parts.append((t1 - t0, t2 - t1, t3 - t2))
@@ -54,7 +46,7 @@ def measure(system: RaySystem, reps: int) -> list[Figure]:
         t0 = time.perf_counter()
         ref = trainer.learners.lora_state_ref(adapter)
         version += 1
-        ray.get([w.__ray_call__.remote(_load_on_worker, version, [ref]) for w in trainer.workers])
+        push_weights(trainer.workers, version, ref)
         direct.append(time.perf_counter() - t0)
     percent = 100 * median(direct) / step_s
     logged = median([r["timing/weight_sync_s"] for r in system.sync_rows])
