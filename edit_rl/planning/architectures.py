@@ -93,41 +93,38 @@ CONSISTENCY_MODELS: dict[str, str] = {"IDEA-Research/grounding-dino-tiny": "grou
                                       "facebook/dinov3-vitb16-pretrain-lvd1689m": "dinov3_vitb16"}
 
 
+# component -> (library, model class, config class or None for diffusers' keyword configs, real config)
+COMPONENTS: dict[str, tuple[str, str, str | None, dict[str, Any]]] = {
+    "flux_kontext_transformer": ("diffusers", "FluxTransformer2DModel", None, FLUX_KONTEXT_TRANSFORMER),
+    "flux2_klein_transformer": ("diffusers", "Flux2Transformer2DModel", None, FLUX2_KLEIN_9B_TRANSFORMER),
+    "qwen_image_transformer": ("diffusers", "QwenImageTransformer2DModel", None, QWEN_IMAGE_TRANSFORMER),
+    "flux_vae": ("diffusers", "AutoencoderKL", None, FLUX_VAE),
+    "flux2_vae": ("diffusers", "AutoencoderKLFlux2", None, FLUX2_VAE),
+    "qwen_image_vae": ("diffusers", "AutoencoderKLQwenImage", None, QWEN_IMAGE_VAE),
+    "t5_xxl": ("transformers", "T5EncoderModel", "T5Config", T5_XXL),
+    "clip_l_text": ("transformers", "CLIPTextModel", "CLIPTextConfig", CLIP_L_TEXT),
+    "qwen3_8b": ("transformers", "Qwen3ForCausalLM", "Qwen3Config", QWEN3_8B),
+    "qwen25_vl_7b": ("transformers", "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLConfig", QWEN25_VL_7B),
+    "qwen3_vl_8b": ("transformers", "Qwen3VLForConditionalGeneration", "Qwen3VLConfig", QWEN3_VL_8B),
+    "grounding_dino_tiny": ("transformers", "GroundingDinoForObjectDetection", "GroundingDinoConfig",
+                            GROUNDING_DINO_TINY),
+    "dinov3_vitb16": ("transformers", "DINOv3ViTModel", "DINOv3ViTConfig", DINOV3_VITB16),
+}
+
+
 def _make(name: str, **overrides: Any) -> nn.Module:
     """Instantiate component ``name`` (with config overrides, e.g. fewer layers) on the current device."""
     import diffusers
     import transformers
 
-    if name == "flux_kontext_transformer":
-        return diffusers.FluxTransformer2DModel(**{**FLUX_KONTEXT_TRANSFORMER, **overrides})
-    if name == "flux2_klein_transformer":
-        return diffusers.Flux2Transformer2DModel(**{**FLUX2_KLEIN_9B_TRANSFORMER, **overrides})
-    if name == "qwen_image_transformer":
-        return diffusers.QwenImageTransformer2DModel(**{**QWEN_IMAGE_TRANSFORMER, **overrides})
-    if name == "flux_vae":
-        return diffusers.AutoencoderKL(**{**FLUX_VAE, **overrides})
-    if name == "flux2_vae":
-        return diffusers.AutoencoderKLFlux2(**{**FLUX2_VAE, **overrides})
-    if name == "qwen_image_vae":
-        return diffusers.AutoencoderKLQwenImage(**{**QWEN_IMAGE_VAE, **overrides})
-    if name == "t5_xxl":
-        return transformers.T5EncoderModel(transformers.T5Config(**{**T5_XXL, **overrides}))
-    if name == "clip_l_text":
-        return transformers.CLIPTextModel(transformers.CLIPTextConfig(**{**CLIP_L_TEXT, **overrides}))
-    if name == "qwen3_8b":
-        return transformers.Qwen3ForCausalLM(transformers.Qwen3Config(**{**QWEN3_8B, **overrides}))
-    if name == "qwen25_vl_7b":
-        return transformers.Qwen2_5_VLForConditionalGeneration(transformers.Qwen2_5_VLConfig(**{**QWEN25_VL_7B,
-                                                                                               **overrides}))
-    if name == "qwen3_vl_8b":
-        return transformers.Qwen3VLForConditionalGeneration(transformers.Qwen3VLConfig(**{**QWEN3_VL_8B,
-                                                                                         **overrides}))
-    if name == "grounding_dino_tiny":
-        return transformers.GroundingDinoForObjectDetection(transformers.GroundingDinoConfig(
-            **{**GROUNDING_DINO_TINY, **overrides}))
-    if name == "dinov3_vitb16":
-        return transformers.DINOv3ViTModel(transformers.DINOv3ViTConfig(**{**DINOV3_VITB16, **overrides}))
-    raise KeyError(f"unknown component {name!r}")
+    if name not in COMPONENTS:
+        raise KeyError(f"unknown component {name!r}")
+    library, model_class, config_class, config = COMPONENTS[name]
+    module = {"diffusers": diffusers, "transformers": transformers}[library]
+    kwargs = {**config, **overrides}
+    if config_class is None:
+        return getattr(module, model_class)(**kwargs)
+    return getattr(module, model_class)(getattr(module, config_class)(**kwargs))
 
 
 @functools.lru_cache(maxsize=None)
