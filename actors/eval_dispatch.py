@@ -22,7 +22,7 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from actors.resend import ScoringFailure, live_worker, resolve_scores
-from actors.rollout_worker import RolloutRequest, TrajectoryMeta
+from actors.rollout_worker import RolloutRequest, TrajectoryMeta, num_outputs
 from actors.scoring_services import ConsistencyItem, JudgeItem, ServiceTurnScores
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class EvalDispatcher:
             worker_index = self._next_worker % len(self.workers)
             self._next_worker += 1
         worker = self.workers[worker_index]
-        return list(worker.rollout.options(num_returns=2).remote(request))
+        return list(worker.rollout.options(num_returns=num_outputs(request)).remote(request))
 
     def run(self, requests: Sequence[EvalRequest]) -> list[ScoredEvalChain]:
         """Roll out and score every request; the trajectories in request order. At most
